@@ -1,0 +1,146 @@
+"""The ``dmask`` command. The only module that prints or exits."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .types import MaskOptions
+
+USAGE_ERRORS = (ValueError, OSError, RuntimeError)
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr: stage, frames, fps and ETA."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.stage = None
+        self.start = 0.0
+        self.last = 0.0
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if stage != self.stage:
+            if self.stage is not None:
+                sys.stderr.write("\n")
+            self.stage, self.start, self.last = stage, now, 0.0
+        if now - self.last < 0.1 and done != total:
+            return
+        self.last = now
+        fps = done / max(now - self.start, 1e-9)
+        if total:
+            width = 30
+            filled = int(width * done / total)
+            eta = (total - done) / fps if fps > 0 else 0.0
+            line = f"{stage:>6} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} frames {fps:5.1f} fps ETA {eta:4.0f}s"
+        else:
+            line = f"{stage:>6} {done} frames {fps:5.1f} fps"
+        sys.stderr.write("\r" + line)
+        if done == total:
+            sys.stderr.write("\n")
+            self.stage = None
+        sys.stderr.flush()
+
+
+def _options(args) -> MaskOptions:
+    return MaskOptions(max_faces=args.max_faces, keep_audio=getattr(args, "keep_audio", False))
+
+
+def cmd_mask(args) -> int:
+    from .pipeline import mask_video
+
+    if args.keep_audio:
+        print("dmask: warning: --keep-audio keeps the patient's voice, which is biometric and can identify them",
+              file=sys.stderr)
+    report = mask_video(args.input, args.output, _options(args), params_path=args.params,
+                        progress=ProgressBar(not args.quiet))
+    if not args.quiet:
+        print(f"{args.output}: {report.frames} frames, {report.faces} face(s) masked, "
+              f"{report.frames_without_face} frame(s) without a tracked face (drawn from the last good state)",
+              file=sys.stderr)
+    return 0
+
+
+def cmd_render(args) -> int:
+    from .pipeline import render_file
+
+    render_file(args.params, args.output, _options(args), progress=ProgressBar(not args.quiet))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import write_demo_clip
+    from .pipeline import mask_video
+    from .video import iter_frames, write_image
+    import numpy as np
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    clip, masked = out / "astronaut.mp4", out / "astronaut.masked.mp4"
+    write_demo_clip(clip)
+    mask_video(clip, masked, _options(args), params_path=out / "astronaut.dmask.npz",
+               progress=ProgressBar(not args.quiet))
+    # Preview: the middle frame, input beside mask (the input is a public-domain photo).
+    before = list(iter_frames(clip))
+    after = list(iter_frames(masked))
+    mid = len(before) // 2
+    write_image(out / "preview.png", np.concatenate([before[mid].image, after[mid].image], axis=1))
+    print(f"input:   {clip}\nmasked:  {masked}\npreview: {out / 'preview.png'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dmask",
+        description="Digital mask for clinical face videos: keeps eye movements, lids, gaze, expressions "
+        "and head pose; replaces the patient's face with one shared template face.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p):
+        p.add_argument("--max-faces", type=int, default=4, help="most faces masked per frame (default 4)")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+
+    p = sub.add_parser("mask", help="mask a video or image",
+                       description="Mask a video (mp4, mov, mkv, ...) or a still image (jpg, png). The output "
+                       "has the same size, frame count and frame timing; it holds no original pixel, no audio "
+                       "(unless --keep-audio) and no metadata of the input.")
+    p.add_argument("input", help="video or image to mask")
+    p.add_argument("-o", "--output", required=True, help="masked output (.mp4 for a video, .png/.jpg for an image)")
+    p.add_argument("--params", help="also write the per-frame mask parameters (.npz, see dmask.params)")
+    p.add_argument("--keep-audio", action="store_true", help="copy the audio track (voice can identify the patient)")
+    common(p)
+    p.set_defaults(func=cmd_mask)
+
+    p = sub.add_parser("render", help="re-render a masked video from a parameter file",
+                       description="Render a masked video from the parameters written by 'dmask mask --params'.")
+    p.add_argument("params", help="mask parameter file (.npz)")
+    p.add_argument("-o", "--output", required=True, help="output video (.mp4) or image")
+    common(p)
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("demo", help="mask the bundled demo clip (a public-domain portrait)")
+    p.add_argument("--out", default="demo", help="folder for the demo clip, its mask and a preview (default ./demo)")
+    common(p)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("dmask: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except USAGE_ERRORS as e:
+        print(f"dmask: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Face landmarks: MediaPipe face mesh with iris (478 points), and face tracks across frames.
+
+The only module that imports mediapipe.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .topology import N_LANDMARKS
+from .types import FaceLandmarks, Track
+
+# A detection joins a track when its centre moved less than this many face sizes.
+MAX_TRACK_JUMP = 0.5
+# A track that has not been seen for this many frames is closed.
+MAX_TRACK_GAP = 15
+
+
+class LandmarkTracker:
+    """MediaPipe face mesh (legacy solution, refine_landmarks=True), built once per video.
+
+    In video mode MediaPipe tracks faces from frame to frame and re-runs its detector when a face
+    is lost; in image mode every call detects afresh.
+    """
+
+    def __init__(self, max_faces: int = 4, video: bool = True, min_confidence: float = 0.5):
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        from mediapipe.python.solutions import face_mesh
+
+        self._mesh = face_mesh.FaceMesh(
+            static_image_mode=not video,
+            max_num_faces=max_faces,
+            refine_landmarks=True,
+            min_detection_confidence=min_confidence,
+            min_tracking_confidence=min_confidence,
+        )
+
+    def __call__(self, image: np.ndarray) -> tuple[FaceLandmarks, ...]:
+        """image (H, W, 3) uint8 RGB -> the faces found, points (478, 3) in pixels."""
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
+        h, w = image.shape[:2]
+        result = self._mesh.process(np.ascontiguousarray(image))
+        faces = []
+        for lms in result.multi_face_landmarks or ():
+            pts = np.array([(p.x * w, p.y * h, p.z * w) for p in lms.landmark], dtype=np.float32)
+            if pts.shape[0] == N_LANDMARKS and np.isfinite(pts).all():
+                faces.append(FaceLandmarks(points=pts, confidence=1.0))
+        return tuple(faces)
+
+    def close(self) -> None:
+        self._mesh.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _box(points: np.ndarray) -> tuple[np.ndarray, float]:
+    lo, hi = points[:, :2].min(axis=0), points[:, :2].max(axis=0)
+    return (lo + hi) / 2, float(max(hi - lo))
+
+
+def track_faces(detections: Sequence[Sequence[FaceLandmarks]]) -> list[Track]:
+    """Link per-frame detections into tracks by the smallest centre movement (Hungarian matching).
+
+    detections : one sequence of faces per frame.
+    Returns tracks, longest first.
+    """
+    n = len(detections)
+    tracks: list[dict] = []  # {"frames": [...], "points": [...], "centre": c, "size": s, "last": i}
+    for i, faces in enumerate(detections):
+        live = [t for t in tracks if i - t["last"] <= MAX_TRACK_GAP]
+        boxes = [_box(f.points) for f in faces]
+        matched = set()
+        if live and faces:
+            cost = np.array(
+                [[np.linalg.norm(c - t["centre"]) / max(t["size"], s, 1.0) for c, s in boxes] for t in live]
+            )
+            for r, c in zip(*linear_sum_assignment(cost)):
+                if cost[r, c] < MAX_TRACK_JUMP:
+                    t = live[r]
+                    t["frames"].append(i)
+                    t["points"].append(faces[c].points)
+                    t["centre"], t["size"] = boxes[c]
+                    t["last"] = i
+                    matched.add(c)
+        for c, face in enumerate(faces):
+            if c not in matched:
+                tracks.append(
+                    {"frames": [i], "points": [face.points], "centre": boxes[c][0], "size": boxes[c][1], "last": i}
+                )
+    out = []
+    for t in sorted(tracks, key=lambda t: -len(t["frames"])):
+        pts = np.full((n, N_LANDMARKS, 3), np.nan, np.float32)
+        pts[t["frames"]] = np.stack(t["points"])
+        present = np.zeros(n, bool)
+        present[t["frames"]] = True
+        out.append(Track(points=pts, present=present))
+    return out

@@ -1,0 +1,51 @@
+"""Identity swap: the template's identity driven by the subject's expression, lids, gaze and pose."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import geometry, topology
+from .template import Template, canthi_mid
+from .types import FaceFit, MaskGeometry
+
+# Share of a lid point's move that its neighbours above and below follow, so the skin does not fold.
+LID_NEIGHBOUR_FOLLOW = 0.5
+
+
+def _lid_neighbours(template: Template) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per eye: the mesh vertices next to the lid margin, and for each the nearest lid point (column
+    index into FaceFit.lids)."""
+    out = []
+    for e in range(2):
+        lid = np.array(topology.LID_POINTS[e])
+        ring = topology.neighbours(template.triangles, topology.lid_ring(e))
+        d = np.linalg.norm(template.vertices[ring, None, :2] - template.vertices[None, lid, :2], axis=-1)
+        out.append((ring, d.argmin(axis=1)))
+    return out
+
+
+def head_shape(fit: FaceFit, i: int, template: Template) -> np.ndarray:
+    """The mask's face in head space (mm) for frame i: template + expression, then the subject's
+    absolute lid heights placed on the template's eyes. Returns (468, 3)."""
+    v = template.vertices[: topology.N_MESH] + fit.expression[i]
+    mid = canthi_mid(v)
+    for e, (ring, nearest) in enumerate(_lid_neighbours(template)):
+        lid = list(topology.LID_POINTS[e])
+        move = mid[e, 1] + fit.lids[i, e] - v[lid, 1]
+        v[lid, 1] += move
+        v[ring, 1] += LID_NEIGHBOUR_FOLLOW * move[nearest]
+    return v
+
+
+def mask_geometry(fit: FaceFit, i: int, template: Template) -> MaskGeometry:
+    """Image-space geometry of one face in frame i, ready for the renderer."""
+    v = head_shape(fit, i, template)
+    s, rot, t = fit.pose.scale[i], fit.pose.rotation[i], fit.pose.translation[i]
+    centres = canthi_mid(v) + template.iris_offset() - np.array([0.0, 0.0, topology.EYEBALL_RADIUS_MM])
+    gaze = geometry.gaze_vector(fit.gaze[i]) @ rot.T
+    return MaskGeometry(
+        vertices=geometry.apply_pose(v, s, rot, t),
+        rotation=rot,
+        eye_centres=geometry.apply_pose(centres, s, rot, t),
+        eye_radius=float(s * topology.EYEBALL_RADIUS_MM),
+        gaze=gaze,
+    )

@@ -1,0 +1,70 @@
+"""The shared template face: the project's own mean face, loaded from the committed asset.
+
+The asset is rebuilt by ``tools/build_template.py``: MediaPipe landmarks of many real identities,
+aligned by generalised Procrustes analysis, averaged per identity and then across identities, and
+scaled to millimetres by the iris (11.7 mm).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+from .topology import BROWS, INNER_CORNER, IRIS_CENTRE, OUTER_CORNER
+
+ASSET = "template.npz"
+
+
+@dataclass(frozen=True)
+class Template:
+    vertices: np.ndarray  # (478, 3) head space, mm
+    triangles: np.ndarray  # (852, 3) int32, counter-clockwise seen from outside the face
+    feature_mean: np.ndarray  # (F,) expression_features of the identities averaged
+    feature_std: np.ndarray  # (F,) their spread across identities
+    n_identities: int
+
+    def canthi_mid(self) -> np.ndarray:
+        """(2, 3) midpoint of each eye's corners."""
+        return canthi_mid(self.vertices)
+
+    def iris_offset(self) -> np.ndarray:
+        """(2, 3) iris centre in primary gaze relative to the canthi midpoint, per eye (mm)."""
+        return self.vertices[list(IRIS_CENTRE)] - self.canthi_mid()
+
+
+def canthi_mid(shape: np.ndarray) -> np.ndarray:
+    """shape (..., 478, 3) -> (..., 2, 3) midpoints of each eye's outer and inner corners."""
+    return (shape[..., list(OUTER_CORNER), :] + shape[..., list(INNER_CORNER), :]) / 2
+
+
+def expression_features(shape: np.ndarray) -> np.ndarray:
+    """Scale-free expression cues of head-space shapes, used to find the most neutral frames.
+
+    shape (..., 478, 3) head space (y up) -> (..., 4): mouth width, mouth opening and mouth-corner
+    lift relative to the lip centre, and brow height above the eyes, all over the inter-eye distance.
+    """
+    eyes = canthi_mid(shape)
+    iod = np.linalg.norm(eyes[..., 1, :] - eyes[..., 0, :], axis=-1)
+    mouth_w = np.linalg.norm(shape[..., 61, :] - shape[..., 291, :], axis=-1)
+    mouth_open = np.linalg.norm(shape[..., 13, :] - shape[..., 14, :], axis=-1)
+    corners_y = (shape[..., 61, 1] + shape[..., 291, 1]) / 2
+    centre_y = (shape[..., 0, 1] + shape[..., 17, 1]) / 2
+    brow_y = shape[..., list(BROWS[0] + BROWS[1]), 1].mean(axis=-1)
+    eye_y = eyes[..., 1].mean(axis=-1)
+    return np.stack([mouth_w, mouth_open, corners_y - centre_y, brow_y - eye_y], axis=-1) / iod[..., None]
+
+
+@lru_cache(maxsize=1)
+def load_template() -> Template:
+    """The committed template face (cached)."""
+    with resources.files("dmask").joinpath("assets", ASSET).open("rb") as f:
+        data = np.load(f)
+        return Template(
+            vertices=data["vertices"].astype(np.float64),
+            triangles=data["triangles"].astype(np.int32),
+            feature_mean=data["feature_mean"].astype(np.float64),
+            feature_std=data["feature_std"].astype(np.float64),
+            n_identities=int(data["n_identities"]),
+        )
