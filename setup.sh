@@ -20,6 +20,7 @@ PY="${PYTHON:-python3}"
 # mediapipe 0.10.21 ships the face-mesh and iris models inside its wheel. Its metadata asks for
 # numpy<2 and jax, which the face mesh does not use: install it alone; pyproject.toml lists what it needs.
 .venv/bin/python -m pip install -q --no-deps "mediapipe==0.10.21"
+.venv/bin/python -m pip install -q --no-deps "face_recognition==1.3.0"
 .venv/bin/python -m pip install -q -e ".[test]"
 
 if [ "${1:-}" != "--no-demo" ]; then

@@ -23,14 +23,17 @@ from .types import MaskGeometry
 SKIN = (0.87, 0.70, 0.60)
 UPPER_LASH = (0.17, 0.12, 0.10)  # lash line on the upper lid margin
 LOWER_LASH = (0.45, 0.32, 0.28)
-BROW = (0.33, 0.24, 0.19)
+BROW = (0.42, 0.31, 0.24)
 LIPS = (0.74, 0.42, 0.40)
-MOUTH = (0.24, 0.08, 0.07)  # mouth interior
-CONJUNCTIVA = (0.85, 0.62, 0.60)  # lid opening outside the eyeball (caruncle, eye corners)
+MOUTH = (0.20, 0.06, 0.05)  # mouth interior, deep inside
+MOUTH_RIM = (0.36, 0.13, 0.11)  # mouth interior just behind the lips
+CONJUNCTIVA = (0.86, 0.72, 0.70)  # lid opening around the eyeball (the eyeball misses the corners)
+CONJUNCTIVA_RIM = (0.64, 0.50, 0.48)  # along the lid margins, in their shadow
+CARUNCLE = (0.80, 0.46, 0.46)  # inner eye corner
 SCLERA = (0.93, 0.89, 0.87)
 IRIS_INNER = (0.62, 0.46, 0.20)  # hazel collarette around the pupil
 IRIS_OUTER = (0.38, 0.23, 0.12)  # brown periphery
-LIMBUS = (0.13, 0.09, 0.07)  # dark ring at the iris edge
+LIMBUS = (0.18, 0.12, 0.08)  # dark ring at the iris edge
 PUPIL = (0.02, 0.02, 0.02)
 
 # Lighting of the skin: ambient + Lambert + weak Blinn-Phong, light and viewer at the camera.
@@ -42,19 +45,19 @@ SHININESS = 24.0
 # Eye model (mm, on the 12 mm eyeball radius of topology.EYEBALL_RADIUS_MM).
 PUPIL_RADIUS_MM = 2.0
 CORNEA_OFFSET_MM = 5.2  # corneal centre of curvature in front of the eyeball centre
-REFLEX_RADIUS_MM = 0.6  # corneal light reflex
+REFLEX_RADIUS_MM = 0.5  # corneal light reflex
 MOUTH_DEPTH = 0.4  # mouth interior's centre behind the inner lips, in eye radii
 
-DOME_SEGMENTS = 48  # the camera-facing half of the unit eyeball sphere
-DOME_RINGS = 16
+EYEBALL_SEGMENTS = 64  # of the eyeball's outline
 
 _CLIP = """
 uniform vec3 u_ndc_scale;  // (2 / W, -2 / H, 1 / (4 max(W, H)))
 vec4 to_clip(vec3 p) { return vec4(p * u_ndc_scale + vec3(-1.0, 1.0, 0.0), 1.0); }
 """
 _SRGB = """
-vec3 to_linear(vec3 c) { return pow(c, vec3(2.2)); }
-vec3 to_srgb(vec3 c) { return pow(clamp(c, 0.0, 1.0), vec3(1.0 / 2.2)); }
+// Shading runs on linear light; gamma 2 stands in for sRGB (cheap on a software rasteriser).
+vec3 to_linear(vec3 c) { return c * c; }
+vec3 to_srgb(vec3 c) { return sqrt(clamp(c, 0.0, 1.0)); }
 """
 
 FACE_VERTEX = "#version 330\n" + _CLIP + """
@@ -62,10 +65,10 @@ in vec3 in_pos;
 in vec3 in_normal;
 in vec3 in_colour;
 out vec3 v_normal;
-out vec3 v_colour;
+out vec3 v_colour;  // linear
 void main() {
     v_normal = in_normal;
-    v_colour = in_colour;
+    v_colour = in_colour * in_colour;
     gl_Position = to_clip(in_pos);
 }
 """
@@ -75,47 +78,49 @@ in vec3 v_normal;
 in vec3 v_colour;
 out vec4 f_colour;
 void main() {
-    float c = max(-normalize(v_normal).z, 0.0);  // cosine to the camera, which looks along +z
-    vec3 lin = to_linear(v_colour) * (u_light.x + u_light.y * c) + u_light.z * pow(c, u_light.w);
+    vec3 n = gl_FrontFacing ? v_normal : -v_normal;  // two-sided: the mesh is open
+    float c = max(-normalize(n).z, 0.0);  // cosine to the camera, which looks along +z
+    vec3 lin = v_colour * (u_light.x + u_light.y * c) + u_light.z * pow(c, u_light.w);
     f_colour = vec4(to_srgb(lin), 1.0);
 }
 """
 FLAT_VERTEX = "#version 330\n" + _CLIP + """
 in vec3 in_pos;
-in float in_shade;
-out float v_shade;
+in vec3 in_colour;
+out vec3 v_colour;
 void main() {
-    v_shade = in_shade;
+    v_colour = in_colour;
     gl_Position = to_clip(in_pos);
 }
 """
 FLAT_FRAGMENT = """#version 330
-uniform vec3 u_colour;
-in float v_shade;
+in vec3 v_colour;
 out vec4 f_colour;
-void main() { f_colour = vec4(u_colour * v_shade, 1.0); }
+void main() { f_colour = vec4(v_colour, 1.0); }
 """
 EYE_VERTEX = "#version 330\n" + _CLIP + """
 uniform vec3 u_centre;
 uniform float u_radius;
-in vec3 in_pos;
-out vec3 v_pos;
+in vec2 in_pos;
+out vec2 v_offset;
 void main() {
-    v_pos = u_centre + u_radius * in_pos;
-    gl_Position = to_clip(v_pos);
+    v_offset = in_pos;
+    gl_Position = to_clip(u_centre + u_radius * vec3(in_pos, 0.0));
 }
 """
 EYE_FRAGMENT = "#version 330\n" + _SRGB + """
 uniform vec3 u_centre;
 uniform float u_radius;
 uniform vec3 u_gaze;
-uniform vec4 u_eye;  // pupil and iris half-angles (rad), cornea offset (radii), reflex cosine
+uniform vec4 u_eye;  // pupil and iris half-angles (rad), cornea offset and reflex radius (eye radii)
 uniform vec3 u_sclera, u_iris_inner, u_iris_outer, u_limbus, u_pupil;
-in vec3 v_pos;
+in vec2 v_offset;  // image-plane offset from the eyeball centre, in radii
 out vec4 f_colour;
 
 void main() {
-    vec3 n = normalize(v_pos - u_centre);
+    // The view is orthographic, so the visible point of the sphere follows from x, y alone.
+    vec3 n = vec3(v_offset, -sqrt(max(1.0 - dot(v_offset, v_offset), 0.0)));
+    vec3 p = u_centre + u_radius * n;
     float a = acos(clamp(dot(n, u_gaze), -1.0, 1.0));  // angle from the visual axis
     float aa = max(fwidth(a), 1e-4);
     float t = clamp((a - u_eye.x) / (u_eye.y - u_eye.x), 0.0, 1.0);  // 0 pupil edge .. 1 limbus
@@ -136,10 +141,13 @@ void main() {
     float c = max(-n.z, 0.0);
     vec3 lin = to_linear(col) * (0.35 + 0.65 * c);
 
-    // Corneal light reflex, from the cornea's own normal, so it moves less than the pupil.
-    vec3 nc = normalize(v_pos - (u_centre + u_eye.z * u_radius * u_gaze));
-    float cw = max(fwidth(nc.z), 1e-4);
-    float reflex = smoothstep(u_eye.w - cw, u_eye.w + cw, -nc.z) * (1.0 - smoothstep(u_eye.y - aa, u_eye.y, a));
+    // Corneal light reflex: where the cornea's normal faces the light at the camera. The cornea's
+    // centre of curvature sits in front of the eyeball's, so the reflex moves less than the pupil.
+    // Seen orthographically that is a small disk around the image of that centre (u_eye.w radii).
+    vec3 cornea = u_centre + u_eye.z * u_radius * u_gaze;
+    float d = length(p.xy - cornea.xy) / u_radius;
+    float px = 0.5 / u_radius;  // half a pixel
+    float reflex = (1.0 - smoothstep(u_eye.w - px, u_eye.w + px, d)) * (1.0 - smoothstep(u_eye.y - aa, u_eye.y, a));
     f_colour = vec4(to_srgb(mix(lin, vec3(1.0), reflex)), 1.0);
 }
 """
@@ -168,43 +176,40 @@ def vertex_colours(triangles: np.ndarray) -> np.ndarray:
     return colours
 
 
-def eye_dome(segments: int = DOME_SEGMENTS, rings: int = DOME_RINGS):
-    """The camera-facing half of a unit sphere (pole at z = -1), as an indexed triangle mesh.
+def eyeball_outline(segments: int = EYEBALL_SEGMENTS) -> np.ndarray:
+    """Triangle-fan vertices (segments + 2, 2) of the unit disk: the eyeball's silhouette.
 
-    The eyeball is never rotated as a mesh (gaze lives in the shader), so this half is all that can
-    be seen. Returns vertices (1 + segments * rings, 3) float32, triangles (k, 3) int32.
+    The view is orthographic and the eyeball turns only in the shader, so its visible half is
+    the disk under its outline; the fragment shader puts each pixel on the exact sphere.
     """
-    theta = np.linspace(0, np.pi / 2, rings + 1)[1:]  # polar angle from the pole
-    phi = np.linspace(0, 2 * np.pi, segments, endpoint=False)
-    st, ct = np.sin(theta)[:, None], np.cos(theta)[:, None]
-    ringv = np.stack(np.broadcast_arrays(st * np.cos(phi), st * np.sin(phi), -ct), axis=-1).reshape(-1, 3)
-    verts = np.vstack([[0.0, 0.0, -1.0], ringv]).astype(np.float32)
-    j = np.arange(segments)
-    k = (j + 1) % segments
-    tris = [np.stack([np.zeros(segments, int), 1 + j, 1 + k], axis=1)]
-    for r in range(rings - 1):
-        a, b = 1 + r * segments, 1 + (r + 1) * segments
-        tris += [np.stack([a + j, b + j, b + k], axis=1), np.stack([a + j, b + k, a + k], axis=1)]
-    return verts, np.vstack(tris).astype(np.int32)
+    phi = np.linspace(0, 2 * np.pi, segments + 1)
+    rim = np.stack([np.cos(phi), np.sin(phi)], axis=1)
+    return np.vstack([[0.0, 0.0], rim]).astype(np.float32)
 
 
-def fan(loop: np.ndarray, push: float, rim_shade: float) -> np.ndarray:
-    """Triangle-fan vertices (len(loop) + 2, 4) closing a loop (n, 3) from its centroid.
+def fan(loop: np.ndarray, push: float = 0.0) -> np.ndarray:
+    """Triangle-fan vertices (n + 2, 3) closing a loop (n, 3) from its centroid.
 
-    The centroid is pushed ``push`` along +z (away from the camera). Columns: x, y, z, shade
-    (1 at the centre, ``rim_shade`` on the loop).
+    The centroid is pushed ``push`` along +z (away from the camera).
     """
-    centre = loop.mean(axis=0) + (0.0, 0.0, push)
-    pts = np.vstack([centre, loop, loop[:1]])
-    shade = np.full((len(pts), 1), rim_shade)
-    shade[0] = 1.0
-    return np.hstack([pts, shade])
+    return np.vstack([loop.mean(axis=0) + (0.0, 0.0, push), loop, loop[:1]])
+
+
+def fan_colours() -> np.ndarray:
+    """Vertex colours (k, 3) of the three fans of ``Renderer``: mouth, then the two lid openings."""
+    mouth = [MOUTH] + [MOUTH_RIM] * (len(topology.INNER_LIPS) + 1)
+    eyes = []
+    for eye in (0, 1):
+        ring = topology.lid_ring(eye)
+        rim = [CARUNCLE if i == topology.INNER_CORNER[eye] else CONJUNCTIVA_RIM for i in ring]
+        eyes += [CONJUNCTIVA] + rim + rim[:1]
+    return np.array(mouth + eyes, np.float32)
 
 
 class _GL:
     """The raw GL entry points moderngl does not wrap (stencil, depth-stencil attachment, masks)."""
 
-    DEPTH_TEST, STENCIL_TEST, CULL_FACE = 0x0B71, 0x0B90, 0x0B44
+    DEPTH_TEST, STENCIL_TEST, CULL_FACE, SCISSOR_TEST = 0x0B71, 0x0B90, 0x0B44, 0x0C11
     ALWAYS, EQUAL, KEEP, REPLACE = 0x0207, 0x0202, 0x1E00, 0x1E01
     COLOR_BIT, DEPTH_BIT, STENCIL_BIT = 0x4000, 0x0100, 0x0400
     FRAMEBUFFER, RENDERBUFFER = 0x8D40, 0x8D41
@@ -213,6 +218,7 @@ class _GL:
     _SIGNATURES = {
         "glEnable": (None, ctypes.c_uint),
         "glDisable": (None, ctypes.c_uint),
+        "glScissor": (None,) + (ctypes.c_int,) * 4,
         "glStencilFunc": (None, ctypes.c_uint, ctypes.c_int, ctypes.c_uint),
         "glStencilOp": (None, ctypes.c_uint, ctypes.c_uint, ctypes.c_uint),
         "glStencilMask": (None, ctypes.c_uint),
@@ -260,7 +266,9 @@ class Renderer:
         if width < 1 or height < 1:
             raise ValueError(f"image size must be positive, got {width}x{height}")
         self.width, self.height = int(width), int(height)
-        self.background = np.asarray(background, np.float32) / 255.0
+        self.background = np.asarray(background, np.uint8)
+        self._blank = np.empty((self.height, self.width, 3), np.uint8)
+        self._blank[:] = self.background
         self._triangles = triangles.astype(np.int32)
         self._gl = _GL()
         try:
@@ -293,12 +301,11 @@ class Renderer:
             prog["u_ndc_scale"].value = ndc
         self._face_prog["u_light"].value = (AMBIENT, DIFFUSE, SPECULAR, SHININESS)
         r = topology.EYEBALL_RADIUS_MM
-        cornea = r - CORNEA_OFFSET_MM  # radius of the corneal sphere around its centre of curvature
         self._eye_prog["u_eye"].value = (
             np.arcsin(PUPIL_RADIUS_MM / r),
             np.arcsin(topology.IRIS_DIAMETER_MM / 2 / r),
             CORNEA_OFFSET_MM / r,
-            np.sqrt(1 - (REFLEX_RADIUS_MM / cornea) ** 2),
+            REFLEX_RADIUS_MM / r,
         )
         for name, colour in (("u_sclera", SCLERA), ("u_iris_inner", IRIS_INNER), ("u_iris_outer", IRIS_OUTER),
                              ("u_limbus", LIMBUS), ("u_pupil", PUPIL)):
@@ -312,73 +319,93 @@ class Renderer:
             index_buffer=ctx.buffer(self._triangles),
         )
         self._fan_sizes = (len(topology.INNER_LIPS) + 2, len(topology.lid_ring(0)) + 2, len(topology.lid_ring(1)) + 2)
-        self._fan_vbo = ctx.buffer(reserve=sum(self._fan_sizes) * 4 * 4, dynamic=True)
-        self._fan_vao = ctx.vertex_array(self._flat_prog, [(self._fan_vbo, "3f 1f", "in_pos", "in_shade")])
-        dome, dome_tris = eye_dome()
-        self._eye_vao = ctx.vertex_array(
-            self._eye_prog, [(ctx.buffer(dome), "3f", "in_pos")], index_buffer=ctx.buffer(dome_tris)
+        self._fan_vbo = ctx.buffer(reserve=sum(self._fan_sizes) * 3 * 4, dynamic=True)
+        self._fan_vao = ctx.vertex_array(
+            self._flat_prog, [(self._fan_vbo, "3f", "in_pos"), (ctx.buffer(fan_colours()), "3f", "in_colour")]
         )
-        self._pixels = bytearray(self.width * self.height * 3)
+        self._eye_vao = ctx.vertex_array(self._eye_prog, [(ctx.buffer(eyeball_outline()), "2f", "in_pos")])
         self._moderngl = moderngl
 
     def render(self, faces: Sequence[MaskGeometry]) -> np.ndarray:
         """Draw ``faces`` (image space) on the plain background. Returns (height, width, 3) uint8 RGB, row 0 on top."""
         if self._released:
             raise RenderError("renderer is closed")
+        scenes = [self._prepare(face) for face in faces]
+        image = self._blank.copy()
+        box = self._box([scene[0] for scene in scenes])
+        if box is None:
+            return image
+        # Only the faces' box is cleared, drawn, resolved and read back: the rest is background.
         gl = self._gl
         with self._ctx:
             self._fbo.use()
             gl.ColorMask(1, 1, 1, 1)
             gl.DepthMask(1)
             gl.StencilMask(0xFF)
-            gl.ClearColor(*self.background, 1.0)
+            gl.Enable(gl.SCISSOR_TEST)
+            gl.Scissor(*box)
+            gl.ClearColor(*(self.background / 255.0), 1.0)
             gl.ClearDepth(1.0)
             gl.ClearStencil(0)
             gl.Clear(gl.COLOR_BIT | gl.DEPTH_BIT | gl.STENCIL_BIT)
             gl.Enable(gl.DEPTH_TEST)
-            ref = 0
-            for face in faces:
-                if ref + 2 > 255:  # stencil values run out: start over
+            for i, scene in enumerate(scenes):
+                ref = 2 * i % 254  # two stencil values per face; start over when they run out
+                if i and ref == 0:
                     gl.Clear(gl.STENCIL_BIT)
-                    ref = 0
-                self._draw_face(face, ref)
-                ref += 2
+                self._draw_face(*scene, ref)
             gl.Disable(gl.STENCIL_TEST)
-            gl.Disable(gl.CULL_FACE)
             if self._fbo is not self._resolved:
                 self._ctx.copy_framebuffer(self._resolved, self._fbo)
-            self._resolved.read_into(self._pixels, components=3, alignment=1)
-        image = np.frombuffer(self._pixels, np.uint8).reshape(self.height, self.width, 3)
-        return image[::-1].copy()  # GL rows run bottom-up
+            gl.Disable(gl.SCISSOR_TEST)
+            pixels = self._resolved.read(viewport=box, components=3, alignment=1)
+        x, y, w, h = box
+        top = self.height - y - h  # GL rows run bottom-up
+        image[top : top + h, x : x + w] = np.frombuffer(pixels, np.uint8).reshape(h, w, 3)[::-1]
+        return image
 
-    def _draw_face(self, face: MaskGeometry, ref: int) -> None:
-        gl, mgl = self._gl, self._moderngl
+    def _prepare(self, face: MaskGeometry):
+        """Vertex data of one face: mesh (468, 6) positions + normals, fans (k, 3), eye uniforms."""
         verts = np.asarray(face.vertices, np.float64)
-        if verts.shape != (topology.N_MESH, 3):
-            raise ValueError(f"face vertices must be ({topology.N_MESH}, 3), got {verts.shape}")
-        normals = geometry.vertex_normals(verts, self._triangles)
-        self._face_vbo.write(np.ascontiguousarray(np.hstack([verts, normals]), dtype="f4"))
+        if verts.shape != (topology.N_MESH, 3) or not np.isfinite(verts).all():
+            raise ValueError(f"face vertices must be finite ({topology.N_MESH}, 3), got {verts.shape}")
+        mesh = np.hstack([verts, geometry.vertex_normals(verts, self._triangles)])
         radius = float(face.eye_radius)
-        fans = [fan(verts[list(topology.INNER_LIPS)], MOUTH_DEPTH * radius, 1.4)]
-        fans += [fan(verts[list(topology.lid_ring(eye))], 0.0, 0.85) for eye in (0, 1)]
+        fans = [fan(verts[list(topology.INNER_LIPS)], MOUTH_DEPTH * radius)]
+        fans += [fan(verts[list(topology.lid_ring(eye))]) for eye in (0, 1)]
+        eyes = [(tuple(map(float, face.eye_centres[eye])), tuple(map(float, face.gaze[eye]))) for eye in (0, 1)]
+        return mesh.astype("f4"), np.vstack(fans).astype("f4"), radius, eyes
+
+    def _box(self, meshes: list[np.ndarray]):
+        """GL scissor box (x, y, w, h), bottom-left origin, around all faces; None when none is on screen."""
+        if not meshes:
+            return None
+        xy = np.vstack([m[:, :2] for m in meshes])
+        x0, y0 = np.maximum(np.floor(xy.min(axis=0)) - 2, 0).astype(int)
+        x1, y1 = np.minimum(np.ceil(xy.max(axis=0)) + 2, (self.width, self.height)).astype(int)
+        if x1 <= x0 or y1 <= y0:
+            return None
+        return int(x0), int(self.height - y1), int(x1 - x0), int(y1 - y0)
+
+    def _draw_face(self, mesh: np.ndarray, fans: np.ndarray, radius: float, eyes, ref: int) -> None:
+        gl, mgl = self._gl, self._moderngl
+        self._face_vbo.orphan()
+        self._face_vbo.write(mesh)
         self._fan_vbo.orphan()
-        self._fan_vbo.write(np.ascontiguousarray(np.vstack(fans), dtype="f4"))
+        self._fan_vbo.write(fans)
 
         # Face mesh, then the mouth interior behind the lips.
         gl.Disable(gl.STENCIL_TEST)
-        gl.Enable(gl.CULL_FACE)
         self._face_vao.render(mgl.TRIANGLES)
-        gl.Disable(gl.CULL_FACE)
-        self._flat_prog["u_colour"].value = MOUTH
         self._fan_vao.render(mgl.TRIANGLE_FAN, vertices=self._fan_sizes[0])
 
         # Eyes. The lid opening, depth-tested against the face (a nose may hide it), is painted
         # conjunctiva and marks the stencil; the eyeball then shows only there, so the lid margins
         # always occlude it and a closed lid (an opening of no area) hides it completely.
         gl.Enable(gl.STENCIL_TEST)
-        self._flat_prog["u_colour"].value = CONJUNCTIVA
+        self._eye_prog["u_radius"].value = radius
         first = self._fan_sizes[0]
-        for eye in (0, 1):
+        for eye, (centre, gaze) in enumerate(eyes):
             value = ref + 1 + eye
             gl.Enable(gl.DEPTH_TEST)
             gl.StencilFunc(gl.ALWAYS, value, 0xFF)
@@ -389,10 +416,9 @@ class Renderer:
             gl.Disable(gl.DEPTH_TEST)
             gl.StencilFunc(gl.EQUAL, value, 0xFF)
             gl.StencilOp(gl.KEEP, gl.KEEP, gl.KEEP)
-            self._eye_prog["u_centre"].value = tuple(np.asarray(face.eye_centres[eye], float))
-            self._eye_prog["u_radius"].value = radius
-            self._eye_prog["u_gaze"].value = tuple(np.asarray(face.gaze[eye], float))
-            self._eye_vao.render(mgl.TRIANGLES)
+            self._eye_prog["u_centre"].value = centre
+            self._eye_prog["u_gaze"].value = gaze
+            self._eye_vao.render(mgl.TRIANGLE_FAN)
         gl.Enable(gl.DEPTH_TEST)
 
     def close(self) -> None:

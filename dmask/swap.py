@@ -40,7 +40,8 @@ def mask_geometry(fit: FaceFit, i: int, template: Template) -> MaskGeometry:
     """Image-space geometry of one face in frame i, ready for the renderer."""
     v = head_shape(fit, i, template)
     s, rot, t = fit.pose.scale[i], fit.pose.rotation[i], fit.pose.translation[i]
-    centres = canthi_mid(v) + template.iris_offset() - np.array([0.0, 0.0, topology.EYEBALL_RADIUS_MM])
+    # Fixed in the head, like the subject's eyeball centres that the gaze was fitted against.
+    centres = template.canthi_mid() + template.iris_offset() - np.array([0.0, 0.0, topology.EYEBALL_RADIUS_MM])
     gaze = geometry.gaze_vector(fit.gaze[i]) @ rot.T
     return MaskGeometry(
         vertices=geometry.apply_pose(v, s, rot, t),

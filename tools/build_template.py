@@ -52,7 +52,15 @@ def collect(data: Path) -> dict[str, list[np.ndarray]]:
                 if frame.index in wanted:
                     for face in tracker(frame.image):
                         shapes.setdefault(video.stem, []).append(head_space(face.points))
-    return {k: v for k, v in shapes.items() if v}
+    return {k: most_neutral(v) for k, v in shapes.items() if v}
+
+
+def most_neutral(items: list[np.ndarray]) -> list[np.ndarray]:
+    """The samples of one identity whose mouth is the most closed (a third of them, at least one):
+    talking-head frames and smiling photos would otherwise give the template an open mouth."""
+    opening = [expression_features(s)[1] for s in items]
+    keep = max(1, len(items) // 3)
+    return [items[i] for i in np.argsort(opening)[:keep]]
 
 
 def procrustes_mean(shapes: dict[str, list[np.ndarray]], iterations: int = 5):
