@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 from typing import Sequence
 
+import moderngl
 import numpy as np
 
 from . import geometry, topology
@@ -209,7 +210,7 @@ def fan_colours() -> np.ndarray:
 class _GL:
     """The raw GL entry points moderngl does not wrap (stencil, depth-stencil attachment, masks)."""
 
-    DEPTH_TEST, STENCIL_TEST, CULL_FACE, SCISSOR_TEST = 0x0B71, 0x0B90, 0x0B44, 0x0C11
+    DEPTH_TEST, STENCIL_TEST, SCISSOR_TEST = 0x0B71, 0x0B90, 0x0C11
     ALWAYS, EQUAL, KEEP, REPLACE = 0x0207, 0x0202, 0x1E00, 0x1E01
     COLOR_BIT, DEPTH_BIT, STENCIL_BIT = 0x4000, 0x0100, 0x0400
     FRAMEBUFFER, RENDERBUFFER = 0x8D40, 0x8D41
@@ -231,7 +232,7 @@ class _GL:
         "glGenRenderbuffers": (None, ctypes.c_int, ctypes.POINTER(ctypes.c_uint)),
         "glDeleteRenderbuffers": (None, ctypes.c_int, ctypes.POINTER(ctypes.c_uint)),
         "glBindRenderbuffer": (None, ctypes.c_uint, ctypes.c_uint),
-        "glRenderbufferStorageMultisample": (None, ctypes.c_uint, ctypes.c_int, ctypes.c_uint, ctypes.c_int, ctypes.c_int),
+        "glRenderbufferStorageMultisample": (None, ctypes.c_uint, ctypes.c_int, ctypes.c_uint) + (ctypes.c_int,) * 2,
         "glFramebufferRenderbuffer": (None, ctypes.c_uint, ctypes.c_uint, ctypes.c_uint, ctypes.c_uint),
         "glCheckFramebufferStatus": (ctypes.c_uint, ctypes.c_uint),
     }
@@ -258,8 +259,6 @@ class Renderer:
     """
 
     def __init__(self, width: int, height: int, triangles: np.ndarray, *, background=(74, 82, 94), msaa: int = 4):
-        import moderngl  # heavy; only when a renderer is built
-
         triangles = np.asarray(triangles)
         if triangles.ndim != 2 or triangles.shape[1] != 3 or triangles.min() < 0 or triangles.max() >= topology.N_MESH:
             raise ValueError(f"triangles must be (m, 3) indices below {topology.N_MESH}, got {triangles.shape}")
@@ -276,10 +275,14 @@ class Renderer:
         except Exception as exc:  # glcontext raises plain Exceptions
             raise RenderError(f"{_NO_GL}: {exc}") from exc
         self._released = False
-        with self._ctx:
-            self._build(moderngl, msaa)
+        try:
+            with self._ctx:
+                self._build(msaa)
+        except Exception:
+            self._ctx.release()
+            raise
 
-    def _build(self, moderngl, msaa: int) -> None:
+    def _build(self, msaa: int) -> None:
         ctx, gl, size = self._ctx, self._gl, (self.width, self.height)
         samples = min(int(msaa), ctx.max_samples) if msaa > 0 else 0
         self._resolved = ctx.framebuffer([ctx.renderbuffer(size, 4)])
@@ -324,7 +327,6 @@ class Renderer:
             self._flat_prog, [(self._fan_vbo, "3f", "in_pos"), (ctx.buffer(fan_colours()), "3f", "in_colour")]
         )
         self._eye_vao = ctx.vertex_array(self._eye_prog, [(ctx.buffer(eyeball_outline()), "2f", "in_pos")])
-        self._moderngl = moderngl
 
     def render(self, faces: Sequence[MaskGeometry]) -> np.ndarray:
         """Draw ``faces`` (image space) on the plain background. Returns (height, width, 3) uint8 RGB, row 0 on top."""
@@ -388,7 +390,7 @@ class Renderer:
         return int(x0), int(self.height - y1), int(x1 - x0), int(y1 - y0)
 
     def _draw_face(self, mesh: np.ndarray, fans: np.ndarray, radius: float, eyes, ref: int) -> None:
-        gl, mgl = self._gl, self._moderngl
+        gl, mgl = self._gl, moderngl
         self._face_vbo.orphan()
         self._face_vbo.write(mesh)
         self._fan_vbo.orphan()
