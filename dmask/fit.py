@@ -127,6 +127,27 @@ def hold_closed_gaze(gaze: np.ndarray, opening: np.ndarray) -> np.ndarray:
     return out
 
 
+def untie_corners_from_gaze(expression: np.ndarray, gaze: np.ndarray) -> np.ndarray:
+    """Remove from the lid-ring vertices the sideways motion that follows each eye's horizontal gaze.
+
+    The eye corners are tethered to the orbit by the canthal tendons, yet MediaPipe's refined eye
+    contour drifts toward the iris as the eye turns. Left in, that drift would be drawn on the mask
+    and read again on top of the new drift when the mask is measured, shrinking eye movements.
+    Least squares per vertex: x-displacement = a + b * sin(yaw); the b part is removed.
+    expression (f, 468, 3); gaze (f, 2, 2) degrees. Returns a corrected copy.
+    """
+    out = expression.copy()
+    for e in range(2):
+        ring = list(topology.lid_ring(e))
+        u = np.sin(np.radians(gaze[:, e, 0]))
+        u = u - u.mean()
+        if u @ u > 1e-9:
+            x = out[:, ring, 0]
+            b = u @ (x - x.mean(axis=0)) / (u @ u)
+            out[:, ring, 0] = x - np.outer(u, b)
+    return out
+
+
 def bilateral_filter(x: np.ndarray) -> np.ndarray:
     """Edge-preserving temporal filter along axis 0, for each channel.
 
@@ -207,6 +228,7 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
     gaze = fit_gaze(pts, pose, centres_mm / mm_per_unit, topology.EYEBALL_RADIUS_MM / mm_per_unit)
     gaze = hold_closed_gaze(gaze, lid_opening(shapes))
     lids = fit_lids(shapes_mm)
+    expression = untie_corners_from_gaze(expression, gaze)
 
     pose = smooth_pose(pose)
     expression = bilateral_filter(expression)
