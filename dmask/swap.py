@@ -9,6 +9,9 @@ from .types import FaceFit, MaskGeometry
 
 # Share of a lid point's move that its neighbours above and below follow, so the skin does not fold.
 LID_NEIGHBOUR_FOLLOW = 0.5
+# Lid margins closer than this (mm) are drawn touching: a closed eye shows no slit of eyeball, and an
+# upper lid fitted below the lower one cannot turn the eye opening inside out.
+CLOSED_GAP_MM = 0.5
 
 
 def _lid_neighbours(template: Template) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -23,6 +26,15 @@ def _lid_neighbours(template: Template) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def close_lids(heights: np.ndarray) -> np.ndarray:
+    """Lid heights (K,) of one eye, upper then lower margin points paired outer to inner; pairs
+    nearer than CLOSED_GAP_MM meet at their mean height."""
+    up, lo = heights[: topology.N_UPPER], heights[topology.N_UPPER :]
+    shut = up - lo < CLOSED_GAP_MM
+    mean = (up + lo) / 2
+    return np.concatenate([np.where(shut, mean, up), np.where(shut, mean, lo)])
+
+
 def head_shape(fit: FaceFit, i: int, template: Template) -> np.ndarray:
     """The mask's face in head space (mm) for frame i: template + expression, then the subject's
     absolute lid heights placed on the template's eyes. Returns (468, 3)."""
@@ -30,7 +42,7 @@ def head_shape(fit: FaceFit, i: int, template: Template) -> np.ndarray:
     mid = canthi_mid(v)
     for e, (ring, nearest) in enumerate(_lid_neighbours(template)):
         lid = list(topology.LID_POINTS[e])
-        move = mid[e, 1] + fit.lids[i, e] - v[lid, 1]
+        move = mid[e, 1] + close_lids(fit.lids[i, e]) - v[lid, 1]
         v[lid, 1] += move
         v[ring, 1] += LID_NEIGHBOUR_FOLLOW * move[nearest]
     return v
