@@ -22,7 +22,7 @@ from .types import MaskGeometry
 
 # Colours, sRGB in [0, 1].
 SKIN = (0.87, 0.70, 0.60)
-UPPER_LASH = (0.17, 0.12, 0.10)  # lash line on the upper lid margin
+UPPER_LASH = (0.17, 0.12, 0.10)  # lash line along the upper lid margin
 LOWER_LASH = (0.45, 0.32, 0.28)
 BROW = (0.42, 0.31, 0.24)
 LIPS = (0.74, 0.42, 0.40)
@@ -48,6 +48,11 @@ PUPIL_RADIUS_MM = 2.0
 CORNEA_OFFSET_MM = 5.2  # corneal centre of curvature in front of the eyeball centre
 REFLEX_RADIUS_MM = 0.5  # corneal light reflex
 MOUTH_DEPTH = 0.4  # mouth interior's centre behind the inner lips, in eye radii
+# Lash lines: strips of fixed width (mm) just outside each lid margin, so the dark line stays thin
+# however far the lid skin stretches (a colour gradient over the lid triangles widened as the lid
+# fell and made half-closed eyes look open to a landmark detector).
+LASH_WIDTH_MM = (1.2, 0.5)  # upper, lower
+LASH_LIFT_MM = 0.5  # toward the camera, to stay in front of the lid skin
 
 EYEBALL_SEGMENTS = 64  # of the eyeball's outline
 
@@ -172,9 +177,30 @@ def vertex_colours(triangles: np.ndarray) -> np.ndarray:
         lips |= ring
     colours[sorted(lips | outer)] = LIPS
     colours[list(topology.BROWS[0] + topology.BROWS[1])] = BROW
-    colours[list(topology.LOWER_LID[0] + topology.LOWER_LID[1])] = LOWER_LASH
-    colours[list(topology.UPPER_LID[0] + topology.UPPER_LID[1])] = UPPER_LASH
     return colours
+
+
+def lash_strips(vertices: np.ndarray, up: np.ndarray, mm: float) -> np.ndarray:
+    """Triangles (k, 3) of the lash lines: per eye, a strip above the upper lid margin and one
+    below the lower, LASH_WIDTH_MM wide along the head's up direction ``up`` (3,) in image space.
+
+    vertices : (468, 3) image space; mm : pixels per millimetre.
+    """
+    tris = []
+    lift = np.array([0.0, 0.0, -LASH_LIFT_MM * mm])
+    for eye in (0, 1):
+        for lid, width, sign in ((topology.UPPER_LID[eye], LASH_WIDTH_MM[0], 1.0), (topology.LOWER_LID[eye], LASH_WIDTH_MM[1], -1.0)):
+            p = vertices[list(lid)] + lift
+            q = p + sign * width * mm * up
+            for k in range(len(lid) - 1):
+                tris += [p[k], q[k], p[k + 1], q[k], q[k + 1], p[k + 1]]
+    return np.array(tris)
+
+
+def lash_colours() -> np.ndarray:
+    """Vertex colours matching ``lash_strips``."""
+    per_strip = 6 * (len(topology.UPPER_LID[0]) - 1)
+    return np.array(([UPPER_LASH] * per_strip + [LOWER_LASH] * per_strip) * 2, np.float32)
 
 
 def eyeball_outline(segments: int = EYEBALL_SEGMENTS) -> np.ndarray:
@@ -327,6 +353,11 @@ class Renderer:
             self._flat_prog, [(self._fan_vbo, "3f", "in_pos"), (ctx.buffer(fan_colours()), "3f", "in_colour")]
         )
         self._eye_vao = ctx.vertex_array(self._eye_prog, [(ctx.buffer(eyeball_outline()), "2f", "in_pos")])
+        lash_rgb = lash_colours()
+        self._lash_vbo = ctx.buffer(reserve=len(lash_rgb) * 3 * 4, dynamic=True)
+        self._lash_vao = ctx.vertex_array(
+            self._flat_prog, [(self._lash_vbo, "3f", "in_pos"), (ctx.buffer(lash_rgb), "3f", "in_colour")]
+        )
 
     def render(self, faces: Sequence[MaskGeometry]) -> np.ndarray:
         """Draw ``faces`` (image space) on the plain background. Returns (height, width, 3) uint8 RGB, row 0 on top."""
@@ -376,7 +407,9 @@ class Renderer:
         fans = [fan(verts[list(topology.INNER_LIPS)], MOUTH_DEPTH * radius)]
         fans += [fan(verts[list(topology.lid_ring(eye))]) for eye in (0, 1)]
         eyes = [(tuple(map(float, face.eye_centres[eye])), tuple(map(float, face.gaze[eye]))) for eye in (0, 1)]
-        return mesh.astype("f4"), np.vstack(fans).astype("f4"), radius, eyes
+        up = np.asarray(face.rotation, np.float64) @ np.array([0.0, 1.0, 0.0])
+        lashes = lash_strips(verts, up, radius / topology.EYEBALL_RADIUS_MM)
+        return mesh.astype("f4"), np.vstack(fans).astype("f4"), lashes.astype("f4"), radius, eyes
 
     def _box(self, meshes: list[np.ndarray]):
         """GL scissor box (x, y, w, h), bottom-left origin, around all faces; None when none is on screen."""
@@ -389,16 +422,19 @@ class Renderer:
             return None
         return int(x0), int(self.height - y1), int(x1 - x0), int(y1 - y0)
 
-    def _draw_face(self, mesh: np.ndarray, fans: np.ndarray, radius: float, eyes, ref: int) -> None:
+    def _draw_face(self, mesh: np.ndarray, fans: np.ndarray, lashes: np.ndarray, radius: float, eyes, ref: int) -> None:
         gl, mgl = self._gl, moderngl
         self._face_vbo.orphan()
         self._face_vbo.write(mesh)
         self._fan_vbo.orphan()
         self._fan_vbo.write(fans)
+        self._lash_vbo.orphan()
+        self._lash_vbo.write(lashes)
 
-        # Face mesh, then the mouth interior behind the lips.
+        # Face mesh with its lash lines, then the mouth interior behind the lips.
         gl.Disable(gl.STENCIL_TEST)
         self._face_vao.render(mgl.TRIANGLES)
+        self._lash_vao.render(mgl.TRIANGLES)
         self._fan_vao.render(mgl.TRIANGLE_FAN, vertices=self._fan_sizes[0])
 
         # Eyes. The lid opening, depth-tested against the face (a nose may hide it), is painted
