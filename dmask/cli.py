@@ -31,14 +31,16 @@ class ProgressBar:
         if now - self.last < 0.1 and done != total:
             return
         self.last = now
-        fps = done / max(now - self.start, 1e-9)
+        elapsed = now - self.start
+        fps = done / elapsed if elapsed > 0.05 else None
+        rate = f"{fps:5.1f} fps" if fps else "  --- fps"
         if total:
             width = 30
             filled = int(width * done / total)
-            eta = (total - done) / fps if fps > 0 else 0.0
-            line = f"{stage:>6} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} frames {fps:5.1f} fps ETA {eta:4.0f}s"
+            eta = f"{(total - done) / fps:4.0f}s" if fps else "   ?"
+            line = f"{stage:>6} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} frames {rate} ETA {eta}"
         else:
-            line = f"{stage:>6} {done} frames {fps:5.1f} fps"
+            line = f"{stage:>6} {done} frames {rate}"
         sys.stderr.write("\r" + line)
         if done == total:
             sys.stderr.write("\n")

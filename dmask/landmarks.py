@@ -4,7 +4,9 @@ The only module that imports mediapipe.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,6 +21,26 @@ MAX_TRACK_JUMP = 0.5
 MAX_TRACK_GAP = 15
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """MediaPipe's C++ runtime logs start-up chatter straight to file descriptor 2; hide it while the
+    graph is built and runs its first frame (Python-level errors are unaffected)."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), fd)
+    try:
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+
+
 class LandmarkTracker:
     """MediaPipe face mesh (legacy solution, refine_landmarks=True), built once per video.
 
@@ -29,22 +51,29 @@ class LandmarkTracker:
     def __init__(self, max_faces: int = 4, video: bool = True, min_confidence: float = 0.5):
         os.environ.setdefault("GLOG_minloglevel", "2")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        from mediapipe.python.solutions import face_mesh
+        with _native_stderr_silenced():
+            from mediapipe.python.solutions import face_mesh
 
-        self._mesh = face_mesh.FaceMesh(
-            static_image_mode=not video,
-            max_num_faces=max_faces,
-            refine_landmarks=True,
-            min_detection_confidence=min_confidence,
-            min_tracking_confidence=min_confidence,
-        )
+            self._mesh = face_mesh.FaceMesh(
+                static_image_mode=not video,
+                max_num_faces=max_faces,
+                refine_landmarks=True,
+                min_detection_confidence=min_confidence,
+                min_tracking_confidence=min_confidence,
+            )
+        self._started = False
 
     def __call__(self, image: np.ndarray) -> tuple[FaceLandmarks, ...]:
         """image (H, W, 3) uint8 RGB -> the faces found, points (478, 3) in pixels."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
         h, w = image.shape[:2]
-        result = self._mesh.process(np.ascontiguousarray(image))
+        if self._started:
+            result = self._mesh.process(np.ascontiguousarray(image))
+        else:
+            with _native_stderr_silenced():
+                result = self._mesh.process(np.ascontiguousarray(image))
+            self._started = True
         faces = []
         for lms in result.multi_face_landmarks or ():
             pts = np.array([(p.x * w, p.y * h, p.z * w) for p in lms.landmark], dtype=np.float32)
