@@ -61,19 +61,19 @@ class LandmarkTracker:
                 min_detection_confidence=min_confidence,
                 min_tracking_confidence=min_confidence,
             )
-        self._started = False
+        self._warm_up = 3  # calls during which MediaPipe still logs start-up messages
 
     def __call__(self, image: np.ndarray) -> tuple[FaceLandmarks, ...]:
         """image (H, W, 3) uint8 RGB -> the faces found, points (478, 3) in pixels."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
         h, w = image.shape[:2]
-        if self._started:
-            result = self._mesh.process(np.ascontiguousarray(image))
-        else:
+        if self._warm_up:
+            self._warm_up -= 1
             with _native_stderr_silenced():
                 result = self._mesh.process(np.ascontiguousarray(image))
-            self._started = True
+        else:
+            result = self._mesh.process(np.ascontiguousarray(image))
         faces = []
         for lms in result.multi_face_landmarks or ():
             pts = np.array([(p.x * w, p.y * h, p.z * w) for p in lms.landmark], dtype=np.float32)
