@@ -37,6 +37,7 @@ Progress = Callable[[str, int, "int | None"], None]
 Timings = dict[str, float]
 STAGES = ("setup", "decode", "landmarks", "fit", "render", "encode")
 # Frames queued between two threads: enough to ride out a slow frame, few enough to keep memory flat.
+# 0 runs every stage in the calling thread (for profiling, and the benchmark's before/after).
 QUEUE_FRAMES = 4
 
 
@@ -64,7 +65,7 @@ def track_video(src, options: MaskOptions = MaskOptions(), progress: Progress = 
         tracker = LandmarkTracker(max_faces=options.max_faces, video=not info.is_image)
     detections, pts = [], []
     with tracker:
-        for frame in _produced_in_thread(clock.each("decode", iter_frames(src))):
+        for frame in _produced_in_thread(clock.each("decode", iter_frames(src)), QUEUE_FRAMES):
             with clock("landmarks"):
                 detections.append(tracker(frame.image))
             pts.append(frame.pts)
@@ -115,7 +116,7 @@ def render_params(params: MaskParams, dst, options: MaskOptions = MaskOptions(),
         with clock("setup"):
             writer = VideoWriter(dst, info, crf=options.crf, preset=options.preset, audio_from=audio_from)
         with writer:  # an exception aborts the write: nothing appears at dst
-            with _consumed_in_thread(clock.timed("encode", writer.write)) as encode:
+            with _consumed_in_thread(clock.timed("encode", writer.write), QUEUE_FRAMES) as encode:
                 for i, p in enumerate(params.pts):
                     encode(render(i), int(p))
                     progress("render", i + 1, n)
@@ -193,13 +194,16 @@ class _Clock:
 _END = object()  # marks the end of a queue
 
 
-def _produced_in_thread(items: Iterable, size: int = QUEUE_FRAMES) -> Iterator:
+def _produced_in_thread(items: Iterable, size: int) -> Iterator:
     """Iterate ``items`` while a background thread produces them, at most ``size`` ahead.
 
     For decoding beside landmarking: PyAV decodes with the GIL released. An exception raised while
     producing is raised here, where its item would have been. Leaving the loop early stops the thread
-    and closes ``items``.
+    and closes ``items``. With ``size`` 0, ``items`` are produced in the calling thread.
     """
+    if size == 0:
+        yield from items
+        return
     handoff: queue.Queue = queue.Queue(size)
     stop = threading.Event()
 
@@ -239,14 +243,18 @@ def _produced_in_thread(items: Iterable, size: int = QUEUE_FRAMES) -> Iterator:
 
 
 @contextmanager
-def _consumed_in_thread(consume: Callable, size: int = QUEUE_FRAMES) -> Iterator[Callable]:
+def _consumed_in_thread(consume: Callable, size: int) -> Iterator[Callable]:
     """A function that queues its arguments for ``consume``, called in order by a background thread.
 
     For encoding beside rendering: OpenCV's colour conversion and libx264 release the GIL. At most
     ``size`` calls wait in the queue (the caller blocks beyond that). Leaving the block waits for the
     queue to empty; an exception raised by ``consume`` is raised at the next call or on leaving.
-    If the block itself raises, the waiting calls are dropped.
+    If the block itself raises, the waiting calls are dropped. With ``size`` 0, the calling thread
+    calls ``consume`` itself.
     """
+    if size == 0:
+        yield consume
+        return
     handoff: queue.Queue = queue.Queue(size)
     errors: list[BaseException] = []
     drop = threading.Event()
