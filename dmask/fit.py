@@ -20,7 +20,10 @@ CLOSED_OPENING = 0.12
 FILTER_HALF_WIDTH = 2
 FILTER_SIGMA_T = 1.0
 FILTER_SIGMA_V = 3.0
-FRONTAL = np.diag([1.0, -1.0, -1.0])  # head space -> image space for a face looking at the camera
+FRONTAL = np.diag([1.0, -1.0, -1.0])
+# An eye turns about 50 degrees at most from the primary position; a fit beyond 60 comes from an iris
+# landmark near the rim of the model eyeball's silhouette, where a pixel of noise is tens of degrees.
+MAX_ECCENTRICITY_DEG = 60.0  # head space -> image space for a face looking at the camera
 
 
 class FitError(ValueError):
@@ -101,7 +104,16 @@ def fit_gaze(points: np.ndarray, pose: Pose, centres: np.ndarray, radius: float)
     front = geometry.sphere_front_point(c_img, r_img[:, None], iris)
     g_img = (front - c_img) / r_img[:, None, None]
     g_head = np.einsum("fji,fej->fei", pose.rotation, g_img)
-    return geometry.gaze_angles(g_head)
+    return geometry.gaze_angles(limit_eccentricity(g_head, MAX_ECCENTRICITY_DEG))
+
+
+def limit_eccentricity(g: np.ndarray, max_deg: float) -> np.ndarray:
+    """Unit directions (..., 3) turned back, in their own plane, to at most max_deg from +z."""
+    limit = np.radians(max_deg)
+    ecc = np.arccos(np.clip(g[..., 2], -1.0, 1.0))
+    side = g[..., :2] / np.maximum(np.linalg.norm(g[..., :2], axis=-1, keepdims=True), 1e-12)
+    clamped = np.concatenate([side * np.sin(limit), np.full(g.shape[:-1] + (1,), np.cos(limit))], axis=-1)
+    return np.where((ecc > limit)[..., None], clamped, g)
 
 
 def fit_lids(shapes_mm: np.ndarray) -> np.ndarray:

@@ -32,9 +32,9 @@ CONJUNCTIVA = (0.86, 0.72, 0.70)  # lid opening around the eyeball (the eyeball 
 CONJUNCTIVA_RIM = (0.64, 0.50, 0.48)  # along the lid margins, in their shadow
 CARUNCLE = (0.80, 0.46, 0.46)  # inner eye corner
 SCLERA = (0.93, 0.89, 0.87)
-IRIS_INNER = (0.62, 0.46, 0.20)  # hazel collarette around the pupil
-IRIS_OUTER = (0.38, 0.23, 0.12)  # brown periphery
-LIMBUS = (0.18, 0.12, 0.08)  # dark ring at the iris edge
+IRIS_INNER = (0.36, 0.22, 0.10)  # dark brown, the commonest iris: lighter collarette around the pupil
+IRIS_OUTER = (0.22, 0.13, 0.07)  # darker periphery
+LIMBUS = (0.08, 0.05, 0.03)  # dark ring at the iris edge
 PUPIL = (0.02, 0.02, 0.02)
 
 # Lighting of the skin: ambient + Lambert + weak Blinn-Phong, light and viewer at the camera.
@@ -48,11 +48,16 @@ PUPIL_RADIUS_MM = 2.0
 CORNEA_OFFSET_MM = 5.2  # corneal centre of curvature in front of the eyeball centre
 REFLEX_RADIUS_MM = 0.5  # corneal light reflex
 MOUTH_DEPTH = 0.4  # mouth interior's centre behind the inner lips, in eye radii
-# Lash lines: strips of fixed width (mm) just outside each lid margin, so the dark line stays thin
-# however far the lid skin stretches (a colour gradient over the lid triangles widened as the lid
-# fell and made half-closed eyes look open to a landmark detector).
-LASH_WIDTH_MM = (1.2, 0.5)  # upper, lower
+# Lash lines: strips of fixed width (mm) along each lid margin, so the dark line stays thin however
+# far the lid skin stretches (a colour gradient over the lid triangles widened as the lid fell and
+# made half-closed eyes look open to a landmark detector). The lashes overhang the eyeball a little,
+# as real lashes do, so the lid edge is read at the margin and not above it.
+LASH_WIDTH_MM = (2.0, 0.8)  # upper, lower
+LASH_OVERHANG_MM = (0.6, 0.3)  # of that width, the part over the eye opening
 LASH_LIFT_MM = 0.5  # toward the camera, to stay in front of the lid skin
+# Lash width along each margin, outer corner to inner corner (9 points): the medial sixth of a lid,
+# by the tear duct, carries no lashes, so the iris stays visible when the eye turns to the nose.
+LASH_TAPER = (0.5, 0.9, 1.0, 1.0, 1.0, 1.0, 0.8, 0.3, 0.0)
 
 EYEBALL_SEGMENTS = 64  # of the eyeball's outline
 
@@ -127,14 +132,31 @@ void main() {
     // The view is orthographic, so the visible point of the sphere follows from x, y alone.
     vec3 n = vec3(v_offset, -sqrt(max(1.0 - dot(v_offset, v_offset), 0.0)));
     vec3 p = u_centre + u_radius * n;
+    // The cornea: a clear dome (its own sphere, u_eye.z radii in front of the eyeball's centre)
+    // that meets the eyeball at the limbus. The iris is seen through it, so where the view ray
+    // meets the dome the iris is drawn at the dome point's distance from the visual axis: an
+    // eye turned far keeps a round, full-looking iris, as real eyes do, instead of a thin ellipse.
+    float limbus = sin(u_eye.y);
+    float along = cos(u_eye.y);
+    vec3 cc = u_eye.z * u_gaze;
+    float disc = 1.0 + u_eye.z * u_eye.z - 2.0 * u_eye.z * along - dot(v_offset - cc.xy, v_offset - cc.xy);
+    vec3 q = n;  // the surface point the colour is taken from
     float a = acos(clamp(dot(n, u_gaze), -1.0, 1.0));  // angle from the visual axis
+    if (disc > 0.0) {
+        vec3 dome = vec3(v_offset, cc.z - sqrt(disc));
+        float ax = dot(dome, u_gaze);
+        if (ax > along) {
+            q = dome;
+            a = asin(clamp(length(dome - ax * u_gaze), 0.0, limbus));
+        }
+    }
     float aa = max(fwidth(a), 1e-4);
     float t = clamp((a - u_eye.x) / (u_eye.y - u_eye.x), 0.0, 1.0);  // 0 pupil edge .. 1 limbus
 
-    // Generic hazel-brown iris: radial striations, lighter collarette, dark limbal ring.
+    // Generic brown iris: radial striations, lighter collarette, dark limbal ring.
     vec3 h = abs(u_gaze.y) < 0.9 ? vec3(0.0, 1.0, 0.0) : vec3(1.0, 0.0, 0.0);
     vec3 e1 = normalize(cross(h, u_gaze));
-    float phi = atan(dot(n, cross(u_gaze, e1)), dot(n, e1));
+    float phi = atan(dot(q, cross(u_gaze, e1)), dot(q, e1));
     float stria = sin(phi * 41.0 + 2.5 * sin(phi * 7.0)) * sin(phi * 23.0 + t * 3.0);
     vec3 iris = mix(u_iris_inner, u_iris_outer, smoothstep(0.1, 0.55, t));
     iris *= 0.85 + 0.2 * stria * (1.0 - 0.5 * t);
@@ -181,17 +203,20 @@ def vertex_colours(triangles: np.ndarray) -> np.ndarray:
 
 
 def lash_strips(vertices: np.ndarray, up: np.ndarray, mm: float) -> np.ndarray:
-    """Triangles (k, 3) of the lash lines: per eye, a strip above the upper lid margin and one
-    below the lower, LASH_WIDTH_MM wide along the head's up direction ``up`` (3,) in image space.
+    """Triangles (k, 3) of the lash lines: per eye, a strip along the upper lid margin reaching up
+    and one along the lower reaching down, LASH_WIDTH_MM wide along the head's up direction ``up``
+    (3,) in image space, overhanging the opening by LASH_OVERHANG_MM, both tapered by LASH_TAPER.
 
     vertices : (468, 3) image space; mm : pixels per millimetre.
     """
     tris = []
     lift = np.array([0.0, 0.0, -LASH_LIFT_MM * mm])
     for eye in (0, 1):
-        for lid, width, sign in ((topology.UPPER_LID[eye], LASH_WIDTH_MM[0], 1.0), (topology.LOWER_LID[eye], LASH_WIDTH_MM[1], -1.0)):
-            p = vertices[list(lid)] + lift
-            q = p + sign * width * mm * up
+        for lid, width, overhang, sign in ((topology.UPPER_LID[eye], LASH_WIDTH_MM[0], LASH_OVERHANG_MM[0], 1.0),
+                                           (topology.LOWER_LID[eye], LASH_WIDTH_MM[1], LASH_OVERHANG_MM[1], -1.0)):
+            taper = np.array(LASH_TAPER)[:, None]
+            p = vertices[list(lid)] + lift - sign * overhang * mm * taper * up
+            q = p + sign * width * mm * taper * up
             for k in range(len(lid) - 1):
                 tris += [p[k], q[k], p[k + 1], q[k], q[k + 1], p[k + 1]]
     return np.array(tris)
