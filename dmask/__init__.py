@@ -17,3 +17,9 @@ __all__ = [
     "load_template", "mask_geometry", "mask_video", "render_file", "render_params", "save_params",
     "track_faces", "track_video",
 ]
+
+# Clinical measurements (dmask measure).
+from .measure import Measurement, MeasureOptions, measure_video  # noqa: E402
+from .report import write_report  # noqa: E402
+
+__all__ += ["Measurement", "MeasureOptions", "measure_video", "write_report"]

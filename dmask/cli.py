@@ -95,6 +95,37 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_measure(args) -> int:
+    from .measure import MeasureOptions, measure_video
+    from .report import write_report
+
+    options = MeasureOptions(iris_diameter_mm=args.iris_mm, max_head_turn_deg=args.max_head_turn,
+                             deviation_threshold_pd=args.deviation_threshold, max_faces=args.max_faces)
+    m = measure_video(args.input, options, progress=ProgressBar(not args.quiet))
+    paths = write_report(m, args.out)
+    if not args.quiet:
+        s = m.summary
+        fps = "unknown" if m.fps is None else f"{m.fps:.2f} fps"
+        print(f"{args.input}: {m.frames.n_frames} frames at {fps}; face found in {int(m.frames.face_found.sum())}",
+              file=sys.stderr)
+        rate = "" if s.blinks.rate_per_min is None else f" ({s.blinks.rate_per_min:.1f}/min)"
+        print(f"  blinks: {s.blinks.count}{rate}, {s.blinks.incomplete} incomplete, {s.blinks.asymmetric} asymmetric",
+              file=sys.stderr)
+        d = s.deviation
+        h = "-" if d.horizontal_pd.median is None else f"{d.horizontal_pd.median:+.1f} PD"
+        v = "-" if d.vertical_pd.median is None else f"{d.vertical_pd.median:+.1f} PD"
+        print(f"  deviation: horizontal {d.horizontal_label} ({h}), vertical {d.vertical_label} ({v})", file=sys.stderr)
+        for eye, n in zip(("right", "left"), s.nystagmus):
+            if n.present:
+                print(f"  nystagmus, {eye} eye: {n.frequency_hz:.2f} Hz, {n.amplitude_deg:.1f} deg, {n.direction}, "
+                      f"{n.waveform}", file=sys.stderr)
+        print(f"  head posture: {s.head.posture}", file=sys.stderr)
+        for w in m.warnings:
+            print(f"dmask: warning: {w}", file=sys.stderr)
+        print(f"report: {paths['html']}\ncsv:    {paths['csv']}\njson:   {paths['json']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dmask",
@@ -129,6 +160,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="demo", help="folder for the demo clip, its mask and a preview (default ./demo)")
     common(p)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("measure", help="clinical measurements of eyes, lids, gaze and face",
+                       description="Measure lids (fissure, MRD1/MRD2, scleral show, mm), gaze per eye, the deviation "
+                       "between the eyes (degrees and prism dioptres), head pose, blinks, nystagmus, saccades and "
+                       "facial symmetry in a video, original or masked. Writes measurements.csv (per frame), "
+                       "summary.json, plots/*.png and a self-contained report.html into --out.")
+    p.add_argument("input", help="video (or image) to measure")
+    p.add_argument("--out", required=True, help="folder for the CSV, JSON, plots and HTML report (created)")
+    p.add_argument("--iris-mm", type=float, default=11.7,
+                   help="the subject's visible horizontal iris diameter, the scale of every length (default 11.7)")
+    p.add_argument("--max-head-turn", type=float, default=30.0,
+                   help="frames with head yaw or pitch beyond this many degrees are invalid (default 30)")
+    p.add_argument("--deviation-threshold", type=float, default=5.0,
+                   help="deviations within this many prism dioptres are labelled ortho (default 5)")
+    p.add_argument("--max-faces", type=int, default=1, help="faces tracked; the longest track is measured (default 1)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=cmd_measure)
     return parser
 
 

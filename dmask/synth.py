@@ -1,0 +1,325 @@
+"""Synthetic test videos with exact ground truth.
+
+The project's own 3D face (the template) is driven with known values: head pose, conjugate gaze with
+saccades, a fixed strabismus deviation of the right eye, lid positions (ptosis), blinks (complete,
+incomplete, asymmetric), an imposed nystagmus and an asymmetric smile. The mask parameters are
+rendered through the real renderer and written as H.264 (``pipeline.render_params``), so measuring
+such a video runs the whole chain: MediaPipe landmarks -> fit -> measure.
+
+The ground truth is computed from the rendered geometry (``swap.head_shape`` and the eyeballs of
+``swap.mask_geometry``) with the same definitions as ``measure``: the template is in millimetres
+with an 11.7 mm iris, so its head space is true mm.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from . import geometry, topology
+from .measure import BLINK_THRESHOLD, OPEN_PERCENTILE, find_blinks, lid_gap, lid_metrics, prism_dioptres
+from .params import MaskParams
+from .swap import head_shape
+from .template import Template, canthi_mid, load_template
+from .types import FaceFit, MaskOptions, Pose, Track
+
+FRONTAL = np.diag([1.0, -1.0, -1.0])  # head space -> image space, facing the camera
+FACE_CENTRE_MM = np.array([0.0, -30.0, 0.0])  # head-space point put at the image centre
+SMILE_RADIUS_MM = 12.0  # falloff of the smile's pull around each mouth corner
+
+
+@dataclass(frozen=True)
+class SynthBlink:
+    start_s: float
+    closure: tuple[float, float] = (1.0, 1.0)  # share of the lid gap closed, right and left eye
+    close_s: float = 0.10
+    hold_s: float = 0.06
+    open_s: float = 0.16
+
+
+@dataclass(frozen=True)
+class SynthNystagmus:
+    frequency_hz: float = 3.0
+    amplitude_deg: float = 2.0  # peak to peak
+    waveform: str = "pendular"  # pendular (sinusoid) or jerk (linear slow phase, fast return)
+    direction: str = "horizontal"  # horizontal (yaw) or vertical (pitch)
+    slow_share: float = 0.8  # jerk: share of each cycle spent in the slow phase
+    # jerk: the fast phase moves toward + (the subject's left for horizontal, up for vertical)
+
+
+@dataclass(frozen=True)
+class SynthSpec:
+    seconds: float = 4.0
+    fps: int = 30
+    size: int = 448  # square frame, pixels
+    px_per_mm: float = 2.0
+    head: tuple[float, float, float] = (0.0, 0.0, 0.0)  # yaw, pitch, roll degrees (geometry.euler_from_rotation)
+    # Conjugate gaze of the fixating (left) eye: (time s, yaw deg, pitch deg) targets, jumped to at
+    # each time (a saccade); the first holds from the start.
+    fixations: tuple[tuple[float, float, float], ...] = ((0.0, 0.0, 0.0),)
+    deviation: tuple[float, float] = (0.0, 0.0)  # right eye minus left: horizontal (eso +), vertical (hyper +) deg
+    ptosis_mm: tuple[float, float] = (0.0, 0.0)  # upper lid lowered at its centre, right and left eye
+    blinks: tuple[SynthBlink, ...] = ()
+    nystagmus: SynthNystagmus | None = None
+    # Mouth corners pulled up and out (mm) at the smile's peak, right and left; the smile rises and
+    # falls over smile_s (start, end) seconds.
+    smile_mm: tuple[float, float] = (0.0, 0.0)
+    smile_s: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class SynthTruth:
+    """Exact values of the rendered face, per frame; per-eye arrays are (n, 2) [right, left]."""
+
+    times: np.ndarray  # (n,) s
+    head_pose: np.ndarray  # (n, 3) yaw, pitch, roll deg
+    gaze: np.ndarray  # (n, 2, 2) deg
+    deviation: np.ndarray  # (n, 2) deg
+    deviation_pd: np.ndarray  # (n, 2)
+    fissure_height: np.ndarray
+    fissure_width: np.ndarray
+    mrd1: np.ndarray
+    mrd2: np.ndarray
+    openness: np.ndarray
+    blinks: tuple[tuple[int, int], ...]  # (first, last) frames below half opening
+    blink_closure: tuple[tuple[float, float], ...]  # per blink, per eye
+    saccades: int  # gaze jumps
+    mouth_corner: np.ndarray  # (n, 2) mm
+    nystagmus: SynthNystagmus | None
+
+
+def _xyz(angles: np.ndarray) -> np.ndarray:
+    rx, ry, rz = (geometry.vector_to_rotation(np.radians(np.eye(3)[k] * angles[k])) for k in range(3))
+    return FRONTAL @ (rx @ ry @ rz)
+
+
+def head_rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """Head -> image rotation whose ``geometry.euler_from_rotation`` is exactly (yaw, pitch, roll).
+
+    Near R_x(-pitch) R_y(yaw) R_z(-roll); the angles are then refined by least squares because
+    euler_from_rotation's roll is not that product's exact inverse once yaw and pitch are non-zero.
+    """
+    from scipy.optimize import least_squares
+
+    target = np.array([yaw, pitch, roll], float)
+    sol = least_squares(lambda a: geometry.euler_from_rotation(_xyz(a)) - target,
+                        np.array([-pitch, yaw, -roll], float), xtol=1e-12, ftol=1e-12)
+    return _xyz(sol.x)
+
+
+def _blink_profile(t: np.ndarray, b: SynthBlink) -> np.ndarray:
+    """0..1 closure over time of one blink: a cosine ramp down, a hold, a cosine ramp up."""
+    u = t - b.start_s
+    close = 0.5 - 0.5 * np.cos(np.pi * np.clip(u / b.close_s, 0, 1))
+    reopen = 0.5 + 0.5 * np.cos(np.pi * np.clip((u - b.close_s - b.hold_s) / b.open_s, 0, 1))
+    return np.where(u < b.close_s + b.hold_s, close, reopen) * (u >= 0)
+
+
+def _nystagmus_wave(t: np.ndarray, n: SynthNystagmus) -> np.ndarray:
+    phase = (t * n.frequency_hz) % 1.0
+    half = n.amplitude_deg / 2
+    if n.waveform == "pendular":
+        return half * np.sin(2 * np.pi * phase)
+    if n.waveform == "jerk":
+        s = n.slow_share
+        return np.where(phase < s, half - n.amplitude_deg * phase / s, -half + n.amplitude_deg * (phase - s) / (1 - s))
+    raise ValueError(f"unknown nystagmus waveform '{n.waveform}' (pendular or jerk)")
+
+
+def _smile_field(template: Template) -> np.ndarray:
+    """(2, 468) weight of each vertex in the pull of the right / left mouth corner."""
+    v = template.vertices[: topology.N_MESH]
+    w = []
+    for c in topology.MOUTH_CORNERS:
+        d = np.linalg.norm(v - v[c], axis=1)
+        w.append(np.exp(-0.5 * (d / (SMILE_RADIUS_MM / 2)) ** 2) * (d < SMILE_RADIUS_MM))
+    return np.array(w)
+
+
+def synth_fit(spec: SynthSpec, template: Template) -> FaceFit:
+    """The mask parameters (FaceFit) of a synthetic video."""
+    n = int(round(spec.seconds * spec.fps))
+    if n < 1:
+        raise ValueError("a synthetic video needs at least one frame")
+    t = np.arange(n) / spec.fps
+
+    # Gaze: fixation targets for the left eye, the right eye deviated, plus nystagmus on both.
+    gaze = np.zeros((n, 2, 2))
+    for start, yaw, pitch in sorted(spec.fixations):
+        gaze[t >= start, :, 0], gaze[t >= start, :, 1] = yaw, pitch
+    gaze[:, 0, 0] += spec.deviation[0]
+    gaze[:, 0, 1] += spec.deviation[1]
+    if spec.nystagmus is not None:
+        gaze[:, :, 0 if spec.nystagmus.direction == "horizontal" else 1] += _nystagmus_wave(t, spec.nystagmus)[:, None]
+
+    # Lids: the template's margins, the upper lowered by the ptosis (most at its centre), then closed
+    # toward the lower lid by the blinks.
+    mid = template.canthi_mid()
+    base = np.stack([template.vertices[list(topology.LID_POINTS[e]), 1] - mid[e, 1] for e in range(2)])  # (2, 14)
+    up = topology.N_UPPER
+    profile = np.sin(np.pi * np.arange(1, up + 1) / (up + 1))
+    base[:, :up] -= np.asarray(spec.ptosis_mm)[:, None] * profile
+    closure = np.zeros((n, 2))
+    for b in spec.blinks:
+        closure = np.maximum(closure, _blink_profile(t, b)[:, None] * np.asarray(b.closure)[None])
+    lids = np.repeat(base[None], n, axis=0)
+    gap = lids[:, :, :up] - lids[:, :, up:]
+    lids[:, :, :up] -= closure[:, :, None] * gap
+
+    # Expression: an optional asymmetric smile (corners pulled up and out), else neutral.
+    expression = np.zeros((n, topology.N_MESH, 3), np.float32)
+    if any(spec.smile_mm):
+        a, b = spec.smile_s
+        level = np.sin(np.pi * np.clip((t - a) / max(b - a, 1e-9), 0, 1)) ** 2  # (n,)
+        field = _smile_field(template)
+        for e, amount in enumerate(spec.smile_mm):
+            direction = np.array([1.0 if e == 1 else -1.0, 1.0, 0.0]) / np.sqrt(2)  # out and up
+            expression += (level[:, None, None] * amount * field[e][None, :, None] * direction).astype(np.float32)
+
+    rot = head_rotation(*spec.head)
+    scale = np.full(n, spec.px_per_mm)
+    trans = np.array([spec.size / 2, spec.size / 2, 0.0]) - spec.px_per_mm * rot @ FACE_CENTRE_MM
+    return FaceFit(
+        pose=Pose(scale=scale, rotation=np.repeat(rot[None], n, axis=0), translation=np.repeat(trans[None], n, axis=0)),
+        expression=expression, gaze=gaze, lids=lids, observed=np.ones(n, bool), visible=np.ones(n, bool),
+    )
+
+
+def synth_params(spec: SynthSpec, template: Template | None = None) -> MaskParams:
+    template = template or load_template()
+    return MaskParams(width=spec.size, height=spec.size, time_base=Fraction(1, spec.fps),
+                      pts=np.arange(int(round(spec.seconds * spec.fps)), dtype=np.int64), is_image=False,
+                      faces=(synth_fit(spec, template),))
+
+
+def ground_truth(spec: SynthSpec, fit: FaceFit, template: Template) -> SynthTruth:
+    """Exact measurements of the rendered face, with ``measure``'s definitions."""
+    n = fit.n_frames
+    t = np.arange(n) / spec.fps
+    centres = template.canthi_mid() + template.iris_offset() - np.array([0.0, 0.0, topology.EYEBALL_RADIUS_MM])
+    iris = centres[None] + topology.EYEBALL_RADIUS_MM * geometry.gaze_vector(fit.gaze)  # (n, 2, 3)
+    shapes = np.stack([head_shape(fit, i, template) for i in range(n)])  # (n, 468, 3)
+    out = {k: np.zeros((n, 2)) for k in ("fissure_height", "fissure_width", "mrd1", "mrd2", "gap")}
+    for e in range(2):
+        m = lid_metrics(shapes[:, list(topology.UPPER_LID[e]), :2], shapes[:, list(topology.LOWER_LID[e]), :2],
+                        iris[:, e, :2], topology.IRIS_DIAMETER_MM)
+        for k in ("fissure_height", "fissure_width", "mrd1", "mrd2"):
+            out[k][:, e] = getattr(m, k)
+        mid_y = canthi_mid(shapes)[:, e, 1]
+        out["gap"][:, e] = lid_gap(shapes[:, list(topology.LID_POINTS[e]), 1] - mid_y[:, None])
+    openness = out["gap"] / np.percentile(out["gap"], OPEN_PERCENTILE, axis=0)
+    events = find_blinks(openness, np.ones(n, bool), t, BLINK_THRESHOLD)
+    deviation = np.stack([fit.gaze[:, 0, 0] - fit.gaze[:, 1, 0], fit.gaze[:, 0, 1] - fit.gaze[:, 1, 1]], axis=1)
+    mouth = np.linalg.norm(fit.expression[:, list(topology.MOUTH_CORNERS), :2].astype(np.float64), axis=-1)
+    return SynthTruth(
+        times=t, head_pose=np.repeat(np.array(spec.head, float)[None], n, axis=0), gaze=fit.gaze.copy(),
+        deviation=deviation, deviation_pd=prism_dioptres(deviation), fissure_height=out["fissure_height"],
+        fissure_width=out["fissure_width"], mrd1=out["mrd1"], mrd2=out["mrd2"], openness=openness,
+        blinks=tuple((b.start, b.end) for b in events), blink_closure=tuple(b.closure for b in events),
+        saccades=sum(a[1:] != b[1:] for a, b in zip(sorted(spec.fixations), sorted(spec.fixations)[1:])),
+        mouth_corner=mouth, nystagmus=spec.nystagmus,
+    )
+
+
+def synth_track(spec: SynthSpec, template: Template | None = None) -> tuple[Track, SynthTruth]:
+    """Exact landmarks of the synthetic face, without rendering: the 468 mesh points of
+    ``swap.head_shape`` and the iris (centre and ring moved onto the eyeball along the gaze), posed into
+    the image the way MediaPipe reports points. Measuring this track tests fit + measure alone;
+    measuring the rendered video adds MediaPipe's reading of the rendered face."""
+    template = template or load_template()
+    fit = synth_fit(spec, template)
+    n = fit.n_frames
+    centres = template.canthi_mid() + template.iris_offset() - np.array([0.0, 0.0, topology.EYEBALL_RADIUS_MM])
+    pupils = centres[None] + topology.EYEBALL_RADIUS_MM * geometry.gaze_vector(fit.gaze)  # (n, 2, 3)
+    points = np.repeat(template.vertices[None], n, axis=0).copy()
+    for i in range(n):
+        points[i, : topology.N_MESH] = head_shape(fit, i, template)
+        for e in range(2):
+            iris = [topology.IRIS_CENTRE[e], *topology.IRIS_RING[e]]
+            points[i, iris] += pupils[i, e] - template.vertices[topology.IRIS_CENTRE[e]]
+    image = geometry.apply_pose(points, fit.pose.scale, fit.pose.rotation, fit.pose.translation)
+    track = Track(points=image.astype(np.float32), present=np.ones(n, bool))
+    return track, ground_truth(spec, fit, template)
+
+
+def write_synthetic(spec: SynthSpec, dst, template: Template | None = None) -> SynthTruth:
+    """Render a synthetic video to ``dst`` (H.264 .mp4) and return its ground truth."""
+    from .pipeline import render_params
+
+    template = template or load_template()
+    params = synth_params(spec, template)
+    render_params(params, dst, MaskOptions(), template=template)
+    return ground_truth(spec, params.faces[0], template)
+
+
+# The synthetic videos of the accuracy checks (tests/test_measure.py), 14 s in all at 30 fps:
+# "eyes": a turned head, four fixations joined by saccades, a right esotropia of 8 deg with 3 deg of
+# right hypertropia, a 1.5 mm right ptosis, four blinks (full, incomplete, asymmetric, full) and an
+# asymmetric smile; "pendular": a 3 Hz, 2 deg pendular horizontal nystagmus and one blink; "jerk": a
+# 4 Hz, 3 deg left-beating jerk nystagmus while looking 5 deg to the left.
+ACCURACY_SPECS = {
+    "eyes": SynthSpec(
+        seconds=6.0, head=(8.0, -5.0, 4.0),
+        fixations=((0.0, 0.0, 0.0), (1.4, 12.0, 4.0), (2.9, -10.0, -5.0), (4.4, 2.0, 8.0)),
+        deviation=(8.0, 3.0), ptosis_mm=(1.5, 0.0),
+        blinks=(SynthBlink(0.7), SynthBlink(2.1, (0.6, 0.6)), SynthBlink(3.6, (1.0, 0.4)), SynthBlink(5.2)),
+        smile_mm=(1.0, 4.0), smile_s=(3.9, 5.9),
+    ),
+    "pendular": SynthSpec(seconds=4.0, nystagmus=SynthNystagmus(3.0, 2.0, "pendular"), blinks=(SynthBlink(3.3),)),
+    "jerk": SynthSpec(seconds=4.0, nystagmus=SynthNystagmus(4.0, 3.0, "jerk"), fixations=((0.0, 5.0, 0.0),)),
+}
+
+
+def accuracy(truth: SynthTruth, m) -> dict:
+    """Errors of a ``measure.Measurement`` of a synthetic video against its truth, per eye [right, left]:
+    median |error| over the valid frames of MRD1, MRD2 and fissure height (mm) and of gaze yaw and pitch
+    (deg); the deviation error (PD) of the summary (steady fixation, else all frames), horizontal and
+    vertical; blink hits, false alarms and misses; nystagmus frequency error (Hz) and relative amplitude
+    error per eye (None where none was imposed or found)."""
+    fm, v = m.frames, m.frames.valid
+
+    def med(err):
+        return [float(np.median(np.abs(err[v[:, e], e]))) if v[:, e].any() else None for e in range(2)]
+
+    d = m.summary.deviation
+    h = d.fixation_horizontal_pd if d.fixation_horizontal_pd is not None else d.horizontal_pd.median
+    vv = d.fixation_vertical_pd if d.fixation_vertical_pd is not None else d.vertical_pd.median
+    out = {
+        "mrd1_mm": med(fm.mrd1 - truth.mrd1), "mrd2_mm": med(fm.mrd2 - truth.mrd2),
+        "fissure_height_mm": med(fm.fissure_height - truth.fissure_height),
+        "gaze_yaw_deg": med(fm.gaze[..., 0] - truth.gaze[..., 0]),
+        "gaze_pitch_deg": med(fm.gaze[..., 1] - truth.gaze[..., 1]),
+        "deviation_pd": [None if h is None else abs(h - float(np.median(truth.deviation_pd[:, 0]))),
+                         None if vv is None else abs(vv - float(np.median(truth.deviation_pd[:, 1])))],
+        "blinks": match_events(truth.blinks, [(b.start, b.end) for b in m.blinks]),
+        "nystagmus_frequency_hz": [None, None], "nystagmus_amplitude_rel": [None, None],
+    }
+    if truth.nystagmus is not None:
+        for e, s in enumerate(m.summary.nystagmus):
+            if s.present:
+                out["nystagmus_frequency_hz"][e] = abs(s.frequency_hz - truth.nystagmus.frequency_hz)
+                out["nystagmus_amplitude_rel"][e] = s.amplitude_deg / truth.nystagmus.amplitude_deg - 1
+    return out
+
+
+def match_events(truth, found, tolerance: int = 2, ignore=()) -> tuple[int, int, int]:
+    """Match events (first, last frame) one to one: a found event matches a true one when they overlap
+    once widened by ``tolerance`` frames. Found events that touch an ``ignore`` span and match nothing
+    are not counted. Returns (hits, false alarms, misses)."""
+    used = set()
+    hits = 0
+    for a, b in truth:
+        for j, (c, d) in enumerate(found):
+            if j not in used and c <= b + tolerance and d >= a - tolerance:
+                used.add(j)
+                hits += 1
+                break
+    false = sum(1 for j, (c, d) in enumerate(found) if j not in used
+                and not any(c <= y and d >= x for x, y in ignore))
+    return hits, false, len(truth) - hits
+
+
+def f1(hits: int, false: int, misses: int) -> float:
+    return 2 * hits / max(2 * hits + false + misses, 1)
+
