@@ -100,6 +100,15 @@ def test_bilateral_filter_smooths_jitter_but_keeps_a_three_frame_blink():
     assert np.std(out[:90]) < 0.7 * np.std(opening[:90])  # jitter reduced
 
 
+def test_bilateral_filter_keeps_a_3hz_nystagmus_beat():
+    rng = np.random.default_rng(3)
+    t = np.arange(300) / 30.0
+    beat = 2.0 * np.sin(2 * np.pi * 3.0 * t)  # 3 Hz, 2 degrees, at 30 fps
+    out = bilateral_filter(beat + rng.normal(0, 0.2, t.size))
+    assert np.std(out) / np.std(beat) > 0.95
+    assert np.sqrt(np.mean((out - beat) ** 2)) < 1.2 * 0.2  # about the raw jitter: a fast beat is kept, not smoothed
+
+
 def test_fill_missing_holds_the_last_good_state():
     observed = np.array([False, True, True, False, False, True])
     values = np.array([10.0, 20.0, 30.0])
