@@ -62,24 +62,35 @@ class LandmarkTracker:
                 min_tracking_confidence=min_confidence,
             )
         self._warm_up = 3  # calls during which MediaPipe still logs start-up messages
+        self._video = video
+        self._tracked = 0  # faces tracked after the previous frame
 
     def __call__(self, image: np.ndarray) -> tuple[FaceLandmarks, ...]:
         """image (H, W, 3) uint8 RGB -> the faces found, points (478, 3) in pixels."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
         h, w = image.shape[:2]
-        if self._warm_up:
-            self._warm_up -= 1
-            with _native_stderr_silenced():
-                result = self._mesh.process(np.ascontiguousarray(image))
-        else:
-            result = self._mesh.process(np.ascontiguousarray(image))
+        image = np.ascontiguousarray(image)
+        result = self._process(image)
+        if self._video and len(result.multi_face_landmarks or ()) > self._tracked:
+            # A face was just detected: its landmarks came from the detector's rough box. Run the
+            # frame again so they come from a box fitted to landmarks, as in every later frame
+            # (1-3 px closer; otherwise the first frame of a face reads as a jump).
+            result = self._process(image)
+        self._tracked = len(result.multi_face_landmarks or ())
         faces = []
         for lms in result.multi_face_landmarks or ():
             pts = np.array([(p.x * w, p.y * h, p.z * w) for p in lms.landmark], dtype=np.float32)
             if pts.shape[0] == N_LANDMARKS and np.isfinite(pts).all():
                 faces.append(FaceLandmarks(points=pts, confidence=1.0))
         return tuple(faces)
+
+    def _process(self, image: np.ndarray):
+        if not self._warm_up:
+            return self._mesh.process(image)
+        self._warm_up -= 1
+        with _native_stderr_silenced():
+            return self._mesh.process(image)
 
     def close(self) -> None:
         self._mesh.close()
