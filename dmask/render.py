@@ -52,12 +52,9 @@ MOUTH_DEPTH = 0.4  # mouth interior's centre behind the inner lips, in eye radii
 # far the lid skin stretches (a colour gradient over the lid triangles widened as the lid fell and
 # made half-closed eyes look open to a landmark detector). The lashes overhang the eyeball a little,
 # as real lashes do, so the lid edge is read at the margin and not above it.
-LASH_WIDTH_MM = (2.0, 0.8)  # upper, lower
+LASH_WIDTH_MM = (2.0, 1.4)  # upper, lower
 LASH_OVERHANG_MM = (0.6, 0.3)  # of that width, the part over the eye opening
 LASH_LIFT_MM = 0.5  # toward the camera, to stay in front of the lid skin
-# Lash width along each margin, outer corner to inner corner (9 points): the medial sixth of a lid,
-# by the tear duct, carries no lashes, so the iris stays visible when the eye turns to the nose.
-LASH_TAPER = (0.5, 0.9, 1.0, 1.0, 1.0, 1.0, 0.8, 0.3, 0.0)
 
 EYEBALL_SEGMENTS = 64  # of the eyeball's outline
 
@@ -205,7 +202,7 @@ def vertex_colours(triangles: np.ndarray) -> np.ndarray:
 def lash_strips(vertices: np.ndarray, up: np.ndarray, mm: float) -> np.ndarray:
     """Triangles (k, 3) of the lash lines: per eye, a strip along the upper lid margin reaching up
     and one along the lower reaching down, LASH_WIDTH_MM wide along the head's up direction ``up``
-    (3,) in image space, overhanging the opening by LASH_OVERHANG_MM, both tapered by LASH_TAPER.
+    (3,) in image space, overhanging the opening by LASH_OVERHANG_MM.
 
     vertices : (468, 3) image space; mm : pixels per millimetre.
     """
@@ -214,9 +211,8 @@ def lash_strips(vertices: np.ndarray, up: np.ndarray, mm: float) -> np.ndarray:
     for eye in (0, 1):
         for lid, width, overhang, sign in ((topology.UPPER_LID[eye], LASH_WIDTH_MM[0], LASH_OVERHANG_MM[0], 1.0),
                                            (topology.LOWER_LID[eye], LASH_WIDTH_MM[1], LASH_OVERHANG_MM[1], -1.0)):
-            taper = np.array(LASH_TAPER)[:, None]
-            p = vertices[list(lid)] + lift - sign * overhang * mm * taper * up
-            q = p + sign * width * mm * taper * up
+            p = vertices[list(lid)] + lift - sign * overhang * mm * up
+            q = p + sign * width * mm * up
             for k in range(len(lid) - 1):
                 tris += [p[k], q[k], p[k + 1], q[k], q[k + 1], p[k + 1]]
     return np.array(tris)

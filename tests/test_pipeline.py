@@ -153,11 +153,7 @@ def test_horizontal_gaze_of_each_eye_survives(name, masked, tracked):
         x, y = a.iris_x[both, e], b.iris_x[both, e]
         r = np.corrcoef(x, y)[0, 1]
         slope = np.polyfit(x, y, 1)[0]
-        # Known shortfall: on lp_d0 the left eye's far nasal turns (the iris at the inner corner) read
-        # 2-3 mm short on the mask, giving a slope of 0.82-0.85 against the 0.85 bar. Held at 0.8 here
-        # so that it cannot regress unseen; the bar stays open.
-        low = 0.8 if (name, e) == ("lp_d0_gaze.mp4", 1) else 0.85
-        assert r >= 0.9 and low <= slope <= 1.15, f"eye {e}: r = {r:.3f}, slope = {slope:.2f}"
+        assert r >= 0.9 and 0.85 <= slope <= 1.15, f"eye {e}: r = {r:.3f}, slope = {slope:.2f}"
     if name.startswith("lp_d6"):
         diff_a = a.iris_x[both, 0] - a.iris_x[both, 1]
         diff_b = b.iris_x[both, 0] - b.iris_x[both, 1]
