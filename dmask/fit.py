@@ -14,6 +14,16 @@ from .types import FaceFit, Identity, Pose, Track
 
 # Share of frames, the most neutral-looking, whose median is the subject's neutral face.
 NEUTRAL_SHARE = 0.2
+# A neutral whose expression cues lie this many identity spreads from the identities' mean still
+# shows an expression (template.expression_features order: mouth width, opening, corner lift, brows).
+NEUTRAL_Z = 2.0
+# (cues, vertices whose mean is the region's centre, full-weight radius mm, outer radius mm) of each
+# expressive region.
+EXPRESSIVE_REGIONS = (
+    ((0, 1, 2), topology.INNER_LIPS, 30.0, 50.0),
+    ((3,), topology.BROWS[0], 20.0, 35.0),
+    ((3,), topology.BROWS[1], 20.0, 35.0),
+)
 # An eye is taken as closed (iris unreliable, gaze held) below this lid opening / eye width.
 CLOSED_OPENING = 0.12
 # Temporal bilateral filter: half-width (frames), time sigma (frames), value sigma (noise units).
@@ -55,11 +65,41 @@ def estimate_neutral(shapes: np.ndarray, template: Template) -> np.ndarray:
 
     shapes : (f, 478, 3) head space. Returns (478, 3).
     """
-    z = (expression_features(shapes) - template.feature_mean) / np.maximum(template.feature_std, 1e-6)
+    z = _feature_z(shapes, template)
     score = np.linalg.norm(z, axis=1)
     k = max(1, min(len(shapes), int(np.ceil(NEUTRAL_SHARE * len(shapes)))))
     chosen = np.argsort(score)[:k]
-    return np.median(shapes[chosen], axis=0)
+    return relax_expressive_regions(np.median(shapes[chosen], axis=0), template)
+
+
+def _feature_z(shapes: np.ndarray, template: Template) -> np.ndarray:
+    """Expression cues in units of their spread across identities, (..., F)."""
+    return (expression_features(shapes) - template.feature_mean) / np.maximum(template.feature_std, 1e-6)
+
+
+def relax_expressive_regions(neutral: np.ndarray, template: Template) -> np.ndarray:
+    """Pull the mouth or brow region of a 'neutral' that is still expressive toward the template's.
+
+    When no frame of a clip is neutral (a photo of a smile, a clip with the mouth always open), its
+    most neutral frames still carry the expression, which would then be lost from the mask. A region
+    whose cues lie beyond NEUTRAL_Z identity spreads is blended toward the template (aligned on the
+    stable points), fully one spread further, with a weight falling off away from the region.
+    neutral (478, 3) head space. Returns (478, 3).
+    """
+    z = np.abs(_feature_z(neutral, template))
+    out = neutral
+    for cues, centre, inner, outer in EXPRESSIVE_REGIONS:
+        alpha = float(np.clip(z[list(cues)].max() - NEUTRAL_Z, 0.0, 1.0))
+        if alpha == 0.0:
+            continue
+        idx = list(topology.STABLE)
+        s, rot, t = geometry.similarity_fit(template.vertices[idx], out[idx])
+        aligned = s * template.vertices @ rot.T + t
+        middle = template.vertices[list(centre)].mean(axis=0)
+        dist = np.linalg.norm(template.vertices - middle, axis=1)
+        w = alpha * np.clip((outer - dist) / (outer - inner), 0.0, 1.0)
+        out = out + w[:, None] * (aligned - out)
+    return out
 
 
 def iris_diameter(shapes: np.ndarray) -> np.ndarray:

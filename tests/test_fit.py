@@ -91,6 +91,19 @@ def test_mask_geometry_puts_the_eyes_where_the_gaze_says():
     assert geo.eye_radius == pytest.approx(2.0 * topology.EYEBALL_RADIUS_MM)
 
 
+def test_a_clip_that_always_smiles_keeps_its_smile_on_the_mask():
+    """With no neutral frame at all, the smile must not become the 'neutral' and vanish."""
+    smile = TEMPLATE.vertices.copy()
+    corners = list(topology.MOUTH_CORNERS)
+    smile[corners, 1] += 6.0  # corners up
+    smile[corners, 0] += np.array([-5.0, 5.0])  # and apart
+    n = 12
+    track = make_track([smile] * n, np.full(n, 3.0), np.stack([FRONTAL] * n), np.full((n, 3), 200.0))
+    fit, _ = fit_track(track, TEMPLATE)
+    lift = fit.expression[:, corners, 1].mean()
+    assert lift > 4.0, f"mouth corners lifted {lift:.1f} mm on the mask (6 on the face)"
+
+
 def test_bilateral_filter_smooths_jitter_but_keeps_a_three_frame_blink():
     rng = np.random.default_rng(2)
     opening = np.full(200, 10.0) + rng.normal(0, 0.2, 200)
