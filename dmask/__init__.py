@@ -23,3 +23,8 @@ from .measure import Measurement, MeasureOptions, measure_video  # noqa: E402
 from .report import write_report  # noqa: E402
 
 __all__ += ["Measurement", "MeasureOptions", "measure_video", "write_report"]
+
+# Privacy and fidelity audit (dmask audit); the face recognizer is imported only when an audit runs.
+from .audit import AuditOptions, AuditResult, anonymize_video, audit_videos, write_audit  # noqa: E402
+
+__all__ += ["AuditOptions", "AuditResult", "anonymize_video", "audit_videos", "write_audit"]
