@@ -30,6 +30,7 @@ CLOSED_OPENING = 0.12
 FILTER_HALF_WIDTH = 2
 FILTER_SIGMA_T = 1.0
 FILTER_SIGMA_V = 2.5
+FILTER_BLOCK = 64  # channels filtered at once
 FRONTAL = np.diag([1.0, -1.0, -1.0])
 # An eye turns about 50 degrees at most from the primary position; a fit beyond 60 comes from an iris
 # landmark near the rim of the model eyeball's silhouette, where a pixel of noise is tens of degrees.
@@ -227,16 +228,21 @@ def bilateral_filter(x: np.ndarray) -> np.ndarray:
     if f < 5:
         return x.copy()
     flat = x.reshape(f, -1)
-    sigma_v = FILTER_SIGMA_V * np.maximum(jitter(flat), 1e-9)
-    pad = np.pad(flat, ((FILTER_HALF_WIDTH, FILTER_HALF_WIDTH), (0, 0)), mode="edge")
-    num = np.zeros_like(flat)
-    den = np.zeros_like(flat)
-    for k in range(-FILTER_HALF_WIDTH, FILTER_HALF_WIDTH + 1):
-        nb = pad[FILTER_HALF_WIDTH + k : FILTER_HALF_WIDTH + k + f]
-        w = np.exp(-0.5 * (k / FILTER_SIGMA_T) ** 2 - 0.5 * ((nb - flat) / sigma_v) ** 2)
-        num += w * nb
-        den += w
-    return (num / den).reshape(x.shape)
+    out = np.empty_like(flat)
+    # Channels are independent: filter them in blocks so the temporaries stay small on long videos.
+    for c in range(0, flat.shape[1], FILTER_BLOCK):
+        block = flat[:, c : c + FILTER_BLOCK]
+        sigma_v = FILTER_SIGMA_V * np.maximum(jitter(block), 1e-9)
+        pad = np.pad(block, ((FILTER_HALF_WIDTH, FILTER_HALF_WIDTH), (0, 0)), mode="edge")
+        num = np.zeros_like(block)
+        den = np.zeros_like(block)
+        for k in range(-FILTER_HALF_WIDTH, FILTER_HALF_WIDTH + 1):
+            nb = pad[FILTER_HALF_WIDTH + k : FILTER_HALF_WIDTH + k + f]
+            w = np.exp(-0.5 * (k / FILTER_SIGMA_T) ** 2 - 0.5 * ((nb - block) / sigma_v) ** 2)
+            num += w * nb
+            den += w
+        out[:, c : c + FILTER_BLOCK] = num / den
+    return out.reshape(x.shape)
 
 
 def smooth_pose(pose: Pose) -> Pose:

@@ -4,10 +4,10 @@ Two passes. The first decodes the input and keeps only landmarks (a few kilobyte
 does not grow with the video's pixels). The second never touches the input: it renders every output
 frame from the fitted parameters alone, so no original pixel can reach the output, and writes it.
 
-Each pass keeps both cores busy: decoding runs in its own thread beside landmarking, and encoding in
-its own thread beside rendering (PyAV, OpenCV and libx264 release the GIL while they work). The
-threads hand each other at most ``QUEUE_FRAMES`` frames, so memory stays bounded, and every frame is
-handled in order by one thread per stage, so the output is the same as without them.
+Each pass uses both cores: decoding runs in its own thread beside landmarking, and encoding in its
+own thread beside rendering (PyAV, OpenCV and libx264 release the GIL while they work). The threads
+hand each other at most ``QUEUE_FRAMES`` frames, so memory stays bounded, and each stage handles the
+frames in order in one thread, so the output is byte for byte the same as without threads.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ Timings = dict[str, float]
 STAGES = ("setup", "decode", "landmarks", "fit", "render", "encode")
 # Frames queued between two threads: enough to ride out a slow frame, few enough to keep memory flat.
 # 0 runs every stage in the calling thread (for profiling, and the benchmark's before/after).
-QUEUE_FRAMES = 4
+QUEUE_FRAMES = 2
 
 
 class NoFaceError(ValueError):
@@ -109,7 +109,6 @@ def render_params(params: MaskParams, dst, options: MaskOptions = MaskOptions(),
     with renderer:
         if params.is_image:
             write_image(dst, render(0))
-            progress("render", 1, n)
             return
         info = VideoInfo(width=params.width, height=params.height, time_base=params.time_base,
                          frame_count=n, fps=None, rotation=0, has_audio=False)
