@@ -84,13 +84,12 @@ def cmd_demo(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     clip, masked = out / "astronaut.mp4", out / "astronaut.masked.mp4"
     write_demo_clip(clip)
-    mask_video(clip, masked, _options(args), params_path=out / "astronaut.dmask.npz",
+    report = mask_video(clip, masked, _options(args), params_path=out / "astronaut.dmask.npz",
                progress=ProgressBar(not args.quiet))
     # Preview: the middle frame, input beside mask (the input is a public-domain photo).
-    before = list(iter_frames(clip))
-    after = list(iter_frames(masked))
-    mid = len(before) // 2
-    write_image(out / "preview.png", np.concatenate([before[mid].image, after[mid].image], axis=1))
+    mid = report.frames // 2
+    before, after = (next(f.image for f in iter_frames(p) if f.index == mid) for p in (clip, masked))
+    write_image(out / "preview.png", np.concatenate([before, after], axis=1))
     print(f"input:   {clip}\nmasked:  {masked}\npreview: {out / 'preview.png'}")
     return 0
 

@@ -99,6 +99,13 @@ class Anonymizer:
             self._finder.close()
 
 
+def _face_boxes(image: np.ndarray, faces) -> list[tuple[int, int, int, int]]:
+    """The faces' boxes with a margin; the whole frame when no face was found (fail closed)."""
+    if not faces:
+        return [(0, 0, image.shape[1], image.shape[0])]
+    return [_box(f.points, image.shape, (FACE_MARGIN, FACE_MARGIN)) for f in faces]
+
+
 class Identity(Anonymizer):
     name = "identity"
     needs_faces = False
@@ -111,11 +118,8 @@ class GaussianBlur(Anonymizer):
     name = "blur"
 
     def apply(self, image, faces):
-        boxes = [_box(f.points, image.shape, (FACE_MARGIN, FACE_MARGIN)) for f in faces]
-        if not faces:
-            boxes = [(0, 0, image.shape[1], image.shape[0])]
         out = image.copy()
-        for x0, y0, x1, y1 in boxes:
+        for x0, y0, x1, y1 in _face_boxes(image, faces):
             if x1 > x0 and y1 > y0:
                 sigma = max(x1 - x0, y1 - y0) / BLUR_DIVISOR
                 out[y0:y1, x0:x1] = cv2.GaussianBlur(image[y0:y1, x0:x1], (0, 0), sigma)
@@ -126,11 +130,8 @@ class Pixelate(Anonymizer):
     name = "pixelate"
 
     def apply(self, image, faces):
-        boxes = [_box(f.points, image.shape, (FACE_MARGIN, FACE_MARGIN)) for f in faces]
-        if not faces:
-            boxes = [(0, 0, image.shape[1], image.shape[0])]
         out = image.copy()
-        for x0, y0, x1, y1 in boxes:
+        for x0, y0, x1, y1 in _face_boxes(image, faces):
             w, h = x1 - x0, y1 - y0
             if w > 0 and h > 0:
                 block = max(max(w, h) / PIXEL_BLOCKS, 1.0)
