@@ -9,6 +9,7 @@ import numpy as np
 
 from . import geometry, topology
 from .landmarks import MAX_TRACK_GAP
+from .store import CHUNK_FRAMES, FrameStore
 from .template import Template, canthi_mid, expression_features
 from .types import FaceFit, Identity, Pose, Track
 
@@ -31,6 +32,9 @@ FILTER_HALF_WIDTH = 2
 FILTER_SIGMA_T = 1.0
 FILTER_SIGMA_V = 2.5
 FILTER_BLOCK = 64  # channels filtered at once
+# On long videos the neutral face and the landmark jitter come from at most this many frames, spread
+# over the video, so that memory does not grow with the video's length.
+MAX_STAT_FRAMES = 1000
 FRONTAL = np.diag([1.0, -1.0, -1.0])
 # An eye turns about 50 degrees at most from the primary position; a fit beyond 60 comes from an iris
 # landmark near the rim of the model eyeball's silhouette, where a pixel of noise is tens of degrees.
@@ -60,17 +64,17 @@ def to_head(points: np.ndarray, pose: Pose) -> np.ndarray:
     return geometry.invert_pose(points.astype(np.float64), pose.scale, pose.rotation, pose.translation)
 
 
-def estimate_neutral(shapes: np.ndarray, template: Template) -> np.ndarray:
-    """The subject's neutral face: median of the frames whose expression cues are closest to the
-    identities' average (a clip median would give a smiling 'neutral' for a clip that smiles).
-
-    shapes : (f, 478, 3) head space. Returns (478, 3).
-    """
-    z = _feature_z(shapes, template)
+def neutral_frames(z: np.ndarray, limit: int) -> np.ndarray:
+    """The frames whose expression cues (``_feature_z``, (f, F)) are closest to the identities'
+    average: the NEUTRAL_SHARE most neutral ones, at most ``limit`` of them spread over the video.
+    Their median is the subject's neutral face (a clip median would give a smiling 'neutral' for a
+    clip that smiles). Returns sorted frame indices."""
     score = np.linalg.norm(z, axis=1)
-    k = max(1, min(len(shapes), int(np.ceil(NEUTRAL_SHARE * len(shapes)))))
-    chosen = np.argsort(score)[:k]
-    return relax_expressive_regions(np.median(shapes[chosen], axis=0), template)
+    k = max(1, min(len(z), int(np.ceil(NEUTRAL_SHARE * len(z)))))
+    chosen = np.sort(np.argsort(score)[:k])
+    if k > limit:
+        chosen = chosen[np.linspace(0, k - 1, limit).round().astype(int)]
+    return chosen
 
 
 def _feature_z(shapes: np.ndarray, template: Template) -> np.ndarray:
@@ -119,29 +123,29 @@ def lid_opening(shapes: np.ndarray) -> np.ndarray:
     return gap / np.maximum(width, 1e-9)
 
 
-def eyeball_centres(shapes_mm: np.ndarray, template: Template) -> np.ndarray:
+def eyeball_centres(canthi_mm: np.ndarray, template: Template) -> np.ndarray:
     """Eyeball centres in head space (mm), per video: behind the primary-gaze iris position that the
     template places relative to the eye corners, one eyeball radius deep.
 
     Anchored on the eye corners, not on the iris, so that an eye that deviates in every frame
-    (strabismus) keeps its deviation. shapes_mm : (f, 478, 3). Returns (2, 3).
+    (strabismus) keeps its deviation. canthi_mm : (f, 2, 3) eye-corner midpoints
+    (``template.canthi_mid``) in mm. Returns (2, 3).
     """
     back = np.array([0.0, 0.0, topology.EYEBALL_RADIUS_MM])
-    return np.median(canthi_mid(shapes_mm), axis=0) + template.iris_offset() - back
+    return np.median(canthi_mm, axis=0) + template.iris_offset() - back
 
 
-def fit_gaze(points: np.ndarray, pose: Pose, centres: np.ndarray, radius: float) -> np.ndarray:
+def fit_gaze(iris: np.ndarray, pose: Pose, centres: np.ndarray, radius: float) -> np.ndarray:
     """Gaze per eye per frame from the iris centre on a sphere eyeball.
 
     The iris centre seen in the image is put on the camera-facing side of the eyeball sphere
     (orthographic view, as MediaPipe's coordinates are); the direction from the centre to it,
     rotated back into head space, is the gaze. Eyes are independent.
-    points : (f, 478, 3) image; centres : (2, 3) head space in the pose's units; radius likewise.
-    Returns (f, 2, 2) yaw, pitch degrees.
+    iris : (f, 2, 2) image-space iris centres (x, y); centres : (2, 3) head space in the pose's
+    units; radius likewise. Returns (f, 2, 2) yaw, pitch degrees.
     """
     c_img = geometry.apply_pose(centres, pose.scale, pose.rotation, pose.translation)  # (f, 2, 3)
     r_img = pose.scale * radius
-    iris = points[:, list(topology.IRIS_CENTRE), :2].astype(np.float64)
     front = geometry.sphere_front_point(c_img, r_img[:, None], iris)
     g_img = (front - c_img) / r_img[:, None, None]
     g_head = np.einsum("fji,fej->fei", pose.rotation, g_img)
@@ -180,39 +184,70 @@ def hold_closed_gaze(gaze: np.ndarray, opening: np.ndarray) -> np.ndarray:
     return out
 
 
-def untie_corners_from_gaze(expression: np.ndarray, gaze: np.ndarray) -> np.ndarray:
-    """Remove from the lid-ring vertices the sideways motion that follows each eye's horizontal gaze.
+def corner_drift(ring_x: list[np.ndarray], gaze: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The sideways motion of each eye's lid ring that follows its horizontal gaze.
 
     The eye corners are tethered to the orbit by the canthal tendons, yet MediaPipe's refined eye
     contour drifts toward the iris as the eye turns. Left in, that drift would be drawn on the mask
     and read again on top of the new drift when the mask is measured, shrinking eye movements.
-    Least squares per vertex: x-displacement = a + b * sin(yaw); the b part is removed.
-    expression (f, 468, 3); gaze (f, 2, 2) degrees. Returns a corrected copy.
+    Least squares per vertex: x-displacement = a + b * u, u = sin(yaw) centred on its mean.
+    ring_x : per eye (f, R) expression x of ``topology.lid_ring(e)``; gaze (f, 2, 2) degrees.
+    Returns per eye (u (f,), b (R,)); ``untie_corners`` removes u * b.
     """
-    out = expression.copy()
-    for e in range(2):
-        ring = list(topology.lid_ring(e))
+    out = []
+    for e, x in enumerate(ring_x):
         u = np.sin(np.radians(gaze[:, e, 0]))
         u = u - u.mean()
-        if u @ u > 1e-9:
-            x = out[:, ring, 0]
-            b = u @ (x - x.mean(axis=0)) / (u @ u)
-            out[:, ring, 0] = x - np.outer(u, b)
+        b = u @ (x - x.mean(axis=0)) / (u @ u) if u @ u > 1e-9 else np.zeros(x.shape[1])
+        out.append((u, b))
     return out
+
+
+def untie_corners(expression: np.ndarray, drift, start: int = 0) -> None:
+    """Remove ``corner_drift`` in place from expression rows (m, 468, 3) of frames start..start+m."""
+    for e, (u, b) in enumerate(drift):
+        ring = list(topology.lid_ring(e))
+        expression[:, ring, 0] -= np.outer(u[start : start + len(expression)], b)
 
 
 # Savitzky-Golay weights of a 5-frame quadratic fit: what it leaves of a signal is its jitter.
 _SG5 = np.array([-3.0, 12.0, 17.0, 12.0, -3.0]) / 35.0
 
 
-def jitter(flat: np.ndarray) -> np.ndarray:
-    """Robust jitter (noise sigma) of each channel of (f, c) signals: the median absolute residual of
-    a local quadratic fit (Savitzky and Golay 1964), scaled to a Gaussian sigma. Smooth motion, even a
-    3 Hz nystagmus at 30 fps, leaves almost no residual, so it is not mistaken for noise."""
-    pad = np.pad(flat, ((2, 2), (0, 0)), mode="edge")
-    smooth = sum(w * pad[k : k + len(flat)] for k, w in enumerate(_SG5))
-    r = (flat - smooth)[2:-2]
+def sg_residual(padded: np.ndarray) -> np.ndarray:
+    """(f + 4, c) signals with 2 rows of context on each side -> (f, c) residual of the local quadratic fit."""
+    f = len(padded) - 4
+    return padded[2 : 2 + f] - sum(w * padded[k : k + f] for k, w in enumerate(_SG5))
+
+
+def robust_sigma(residual: np.ndarray) -> np.ndarray:
+    """Noise sigma per channel from (f, c) ``sg_residual`` values: their median absolute deviation,
+    scaled to a Gaussian sigma."""
+    r = residual
     return 1.4826 * np.median(np.abs(r - np.median(r, axis=0)), axis=0) / np.sqrt(1.0 - _SG5[2])
+
+
+def jitter(flat: np.ndarray) -> np.ndarray:
+    """Robust jitter (noise sigma) of each channel of (f, c) signals, f >= 5: the median absolute
+    residual of a local quadratic fit (Savitzky and Golay 1964), scaled to a Gaussian sigma. Smooth
+    motion, even a 3 Hz nystagmus at 30 fps, leaves almost no residual, so it is not mistaken for noise."""
+    return robust_sigma(sg_residual(flat)) if len(flat) >= 5 else np.zeros(flat.shape[1:])
+
+
+def bilateral_window(padded: np.ndarray, sigma_v: np.ndarray) -> np.ndarray:
+    """The bilateral filter of ``bilateral_filter`` on (f + 2 H, c) signals with H = FILTER_HALF_WIDTH
+    rows of context on each side, value sigma per channel. Returns (f, c)."""
+    h = FILTER_HALF_WIDTH
+    f = len(padded) - 2 * h
+    centre = padded[h : h + f]
+    num = np.zeros_like(centre)
+    den = np.zeros_like(centre)
+    for k in range(-h, h + 1):
+        nb = padded[h + k : h + k + f]
+        w = np.exp(-0.5 * (k / FILTER_SIGMA_T) ** 2 - 0.5 * ((nb - centre) / sigma_v) ** 2)
+        num += w * nb
+        den += w
+    return num / den
 
 
 def bilateral_filter(x: np.ndarray) -> np.ndarray:
@@ -229,19 +264,12 @@ def bilateral_filter(x: np.ndarray) -> np.ndarray:
         return x.copy()
     flat = x.reshape(f, -1)
     out = np.empty_like(flat)
-    # Channels are independent: filter them in blocks so the temporaries stay small on long videos.
+    # Channels are independent: filter them in blocks so the temporaries stay small.
     for c in range(0, flat.shape[1], FILTER_BLOCK):
         block = flat[:, c : c + FILTER_BLOCK]
         sigma_v = FILTER_SIGMA_V * np.maximum(jitter(block), 1e-9)
-        pad = np.pad(block, ((FILTER_HALF_WIDTH, FILTER_HALF_WIDTH), (0, 0)), mode="edge")
-        num = np.zeros_like(block)
-        den = np.zeros_like(block)
-        for k in range(-FILTER_HALF_WIDTH, FILTER_HALF_WIDTH + 1):
-            nb = pad[FILTER_HALF_WIDTH + k : FILTER_HALF_WIDTH + k + f]
-            w = np.exp(-0.5 * (k / FILTER_SIGMA_T) ** 2 - 0.5 * ((nb - block) / sigma_v) ** 2)
-            num += w * nb
-            den += w
-        out[:, c : c + FILTER_BLOCK] = num / den
+        h = FILTER_HALF_WIDTH
+        out[:, c : c + FILTER_BLOCK] = bilateral_window(np.pad(block, ((h, h), (0, 0)), mode="edge"), sigma_v)
     return out.reshape(x.shape)
 
 
@@ -256,17 +284,28 @@ def smooth_pose(pose: Pose) -> Pose:
     )
 
 
-def fill_missing(values: np.ndarray, observed: np.ndarray) -> np.ndarray:
-    """Expand (k, ...) values of the observed frames to (n, ...): each missing frame holds the last
-    observed value (the first observed one before the face appears)."""
+def held_rows(observed: np.ndarray) -> np.ndarray:
+    """For each of n frames, the row among the observed frames' values that it shows: its own, or
+    where the face was missing the last observed one (the first observed one before it appears)."""
     idx = np.maximum.accumulate(np.where(observed, np.arange(len(observed)), -1))
-    first = np.argmax(observed)
-    src = np.where(idx < 0, first, idx)
-    rank = np.cumsum(observed) - 1
-    return values[rank[src]]
+    src = np.where(idx < 0, np.argmax(observed), idx)
+    return (np.cumsum(observed) - 1)[src]
+
+
+def fill_missing(values: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Expand (k, ...) values of the observed frames to (n, ...) (``held_rows``)."""
+    return values[held_rows(observed)]
 
 
 # --- driver -------------------------------------------------------------------------------------
+
+
+def _pose_rows(pose: Pose, rows) -> Pose:
+    return Pose(scale=pose.scale[rows], rotation=pose.rotation[rows], translation=pose.translation[rows])
+
+
+def _pose_concat(poses: list[Pose]) -> Pose:
+    return Pose(*(np.concatenate([getattr(p, name) for p in poses]) for name in ("scale", "rotation", "translation")))
 
 
 def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[FaceFit, Identity]:
@@ -275,32 +314,65 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
     Returns the per-frame mask parameters and, separately, the per-video identity (which callers
     must not write anywhere). A primary track is drawn in every frame, holding its last good state
     where the face was lost; another track only where it was seen (short gaps bridged).
+
+    Streams over the frames in chunks, keeping per frame only a few numbers in memory: landmarks are
+    read from ``track.points`` chunk by chunk, and the expression goes through disk
+    (``store.FrameStore``). When ``track.points`` is a FrameStore, so is the returned expression.
     """
-    observed = track.present
+    observed = np.asarray(track.present, bool).copy()
     if not observed.any():
         raise FitError("the face track is empty")
-    pts = track.points[observed].astype(np.float64)  # (k, 478, 3)
+    frames = np.flatnonzero(observed)
+    k = len(frames)
 
-    # Rigid pose against the template, then again against the subject's own neutral face.
-    pose = fit_pose(pts, template.vertices)
-    neutral = estimate_neutral(to_head(pts, pose), template)
-    pose = fit_pose(pts, neutral)
-    # Keep the head-space scale of the template: a similarity fit to the neutral leaves the
-    # neutral's size, which was already template-sized.
-    shapes = to_head(pts, pose)
-    neutral = estimate_neutral(shapes, template)
-    mm_per_unit = topology.IRIS_DIAMETER_MM / float(np.median(iris_diameter(shapes)))
-    shapes_mm = shapes * mm_per_unit
+    def chunks():  # (first row, landmarks (m, 478, 3) float64) of the observed frames
+        for a in range(0, k, CHUNK_FRAMES):
+            yield a, np.asarray(track.points[frames[a : a + CHUNK_FRAMES]], np.float64)
 
-    expression = shapes[:, : topology.N_MESH] - neutral[: topology.N_MESH]
-    centres_mm = eyeball_centres(shapes_mm, template)
-    gaze = fit_gaze(pts, pose, centres_mm / mm_per_unit, topology.EYEBALL_RADIUS_MM / mm_per_unit)
-    gaze = hold_closed_gaze(gaze, lid_opening(shapes))
-    lids = fit_lids(shapes_mm)
-    expression = untie_corners_from_gaze(expression, gaze)
+    def neutral_of(pose: Pose, z: np.ndarray) -> np.ndarray:
+        chosen = neutral_frames(z, MAX_STAT_FRAMES)
+        pts = np.asarray(track.points[frames[chosen]], np.float64)
+        return relax_expressive_regions(np.median(to_head(pts, _pose_rows(pose, chosen)), axis=0), template)
+
+    # Rigid pose against the template, then again against the subject's own neutral face. The
+    # second fit keeps the head-space scale of the template: the neutral was already template-sized.
+    poses, z = [], []
+    for _, pts in chunks():
+        poses.append(fit_pose(pts, template.vertices))
+        z.append(_feature_z(to_head(pts, poses[-1]), template))
+    neutral = neutral_of(_pose_concat(poses), np.concatenate(z))
+    poses, z, iris_d, canthi, opening, lids, iris = [], [], [], [], [], [], []
+    for _, pts in chunks():
+        poses.append(fit_pose(pts, neutral))
+        shapes = to_head(pts, poses[-1])
+        z.append(_feature_z(shapes, template))
+        iris_d.append(iris_diameter(shapes))
+        canthi.append(canthi_mid(shapes))
+        opening.append(lid_opening(shapes))
+        lids.append(fit_lids(shapes))
+        iris.append(pts[:, list(topology.IRIS_CENTRE), :2])
+    pose = _pose_concat(poses)
+    neutral = neutral_of(pose, np.concatenate(z))
+    mm_per_unit = topology.IRIS_DIAMETER_MM / float(np.median(np.concatenate(iris_d)))
+
+    centres_mm = eyeball_centres(np.concatenate(canthi) * mm_per_unit, template)
+    gaze = fit_gaze(np.concatenate(iris), pose, centres_mm / mm_per_unit, topology.EYEBALL_RADIUS_MM / mm_per_unit)
+    gaze = hold_closed_gaze(gaze, np.concatenate(opening))
+    lids = np.concatenate(lids) * mm_per_unit
+
+    # Expression of every observed frame, to disk; the lid rings' x for the corner drift.
+    raw = FrameStore((topology.N_MESH, 3), np.float64)
+    ring_x = [[], []]
+    for a, pts in chunks():
+        rows = to_head(pts, _pose_rows(pose, slice(a, a + len(pts))))[:, : topology.N_MESH] - neutral[: topology.N_MESH]
+        raw.append(rows)
+        for e in range(2):
+            ring_x[e].append(rows[:, list(topology.lid_ring(e)), 0])
+    drift = corner_drift([np.concatenate(x) for x in ring_x], gaze)
+    expression = _filtered_expression(raw, drift)
+    raw.close()
 
     pose = smooth_pose(pose)
-    expression = bilateral_filter(expression)
     gaze = bilateral_filter(gaze)
     lids = bilateral_filter(lids)
 
@@ -309,22 +381,57 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
         visible = np.ones(n, bool)
     else:
         # Bridge short gaps inside the span where the face was seen.
-        seen = np.flatnonzero(observed)
         visible = np.zeros(n, bool)
-        visible[seen[0] : seen[-1] + 1] = True
+        visible[frames[0] : frames[-1] + 1] = True
         last = np.maximum.accumulate(np.where(observed, np.arange(n), -1))
         nxt = np.minimum.accumulate(np.where(observed, np.arange(n), n)[::-1])[::-1]
         visible &= observed | (nxt - last <= MAX_TRACK_GAP)
+    held = held_rows(observed)
+    expression_all = FrameStore((topology.N_MESH, 3), np.float32)
+    for a in range(0, n, CHUNK_FRAMES):
+        expression_all.append(expression[held[a : a + CHUNK_FRAMES]])
+    expression.close()
     fit = FaceFit(
-        pose=Pose(
-            scale=fill_missing(pose.scale, observed),
-            rotation=fill_missing(pose.rotation, observed),
-            translation=fill_missing(pose.translation, observed),
-        ),
-        expression=fill_missing(expression.astype(np.float32), observed),
-        gaze=fill_missing(gaze, observed),
-        lids=fill_missing(lids, observed),
-        observed=observed.copy(),
+        pose=_pose_rows(pose, held),
+        expression=expression_all if isinstance(track.points, FrameStore) else np.asarray(expression_all),
+        gaze=gaze[held],
+        lids=lids[held],
+        observed=observed,
         visible=visible,
     )
     return fit, Identity(neutral=neutral, mm_per_unit=mm_per_unit)
+
+
+def _filtered_expression(raw: FrameStore, drift) -> FrameStore:
+    """The expression rows of ``raw`` with the corner drift removed, through the bilateral filter
+    (``bilateral_filter``), chunk by chunk; the jitter that scales the filter is estimated on at most
+    MAX_STAT_FRAMES frames spread over the video. Returns a float32 store."""
+    k = len(raw)
+    h = max(FILTER_HALF_WIDTH, 2)  # rows of context: the filter's and the jitter's quadratic fit's
+
+    def window(a: int, b: int) -> np.ndarray:  # rows a-h..b+h, untied, edge-padded at the ends, (m, c)
+        lo, hi = max(a - h, 0), min(b + h, k)
+        rows = raw.read(lo, hi)
+        untie_corners(rows, drift, lo)
+        return np.pad(rows.reshape(hi - lo, -1), ((h - (a - lo), h - (hi - b)), (0, 0)), mode="edge")
+
+    out = FrameStore((topology.N_MESH, 3), np.float32)
+    if k < 5:  # too short to tell jitter from motion: unfiltered
+        out.append(window(0, k)[h : h + k])
+        return out
+    # Jitter: residuals at frames 2..k-3 (those with two true neighbours on each side).
+    sample = np.arange(2, k - 2)
+    if len(sample) > MAX_STAT_FRAMES:
+        sample = sample[np.linspace(0, len(sample) - 1, MAX_STAT_FRAMES).round().astype(int)]
+    residuals = []
+    for a in range(0, k, CHUNK_FRAMES):
+        b = min(a + CHUNK_FRAMES, k)
+        take = sample[(sample >= a) & (sample < b)]
+        if len(take):
+            residuals.append(sg_residual(window(a, b)[h - 2 : h + 2 + b - a])[take - a])
+    sigma_v = FILTER_SIGMA_V * np.maximum(robust_sigma(np.concatenate(residuals)), 1e-9)
+    hf = FILTER_HALF_WIDTH
+    for a in range(0, k, CHUNK_FRAMES):
+        b = min(a + CHUNK_FRAMES, k)
+        out.append(bilateral_window(window(a, b)[h - hf : h + hf + b - a], sigma_v))
+    return out

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from .store import FrameStore
 from .topology import N_LANDMARKS
 from .types import FaceLandmarks, Track
 
@@ -107,16 +108,20 @@ def _box(points: np.ndarray) -> tuple[np.ndarray, float]:
     return (lo + hi) / 2, float(max(hi - lo))
 
 
-def track_faces(detections: Sequence[Sequence[FaceLandmarks]]) -> list[Track]:
-    """Link per-frame detections into tracks by the smallest centre movement (Hungarian matching).
+class TrackLinker:
+    """Links per-frame detections into tracks as frames come in, by the smallest centre movement
+    (Hungarian matching). Track points go straight to disk (``FrameStore``), so a long video costs
+    no memory per frame."""
 
-    detections : one sequence of faces per frame.
-    Returns tracks, longest first.
-    """
-    n = len(detections)
-    tracks: list[dict] = []  # {"frames": [...], "points": [...], "centre": c, "size": s, "last": i}
-    for i, faces in enumerate(detections):
-        live = [t for t in tracks if i - t["last"] <= MAX_TRACK_GAP]
+    def __init__(self):
+        self._tracks: list[dict] = []  # {"frames": [...], "points": FrameStore, "centre": c, "size": s}
+        self._n = 0
+
+    def add(self, faces: Sequence[FaceLandmarks]) -> None:
+        """The faces found in the next frame."""
+        i = self._n
+        self._n += 1
+        live = [t for t in self._tracks if i - t["frames"][-1] <= MAX_TRACK_GAP]
         boxes = [_box(f.points) for f in faces]
         matched = set()
         if live and faces:
@@ -125,22 +130,37 @@ def track_faces(detections: Sequence[Sequence[FaceLandmarks]]) -> list[Track]:
             )
             for r, c in zip(*linear_sum_assignment(cost)):
                 if cost[r, c] < MAX_TRACK_JUMP:
-                    t = live[r]
-                    t["frames"].append(i)
-                    t["points"].append(faces[c].points)
-                    t["centre"], t["size"] = boxes[c]
-                    t["last"] = i
+                    self._extend(live[r], i, faces[c].points, boxes[c])
                     matched.add(c)
         for c, face in enumerate(faces):
             if c not in matched:
-                tracks.append(
-                    {"frames": [i], "points": [face.points], "centre": boxes[c][0], "size": boxes[c][1], "last": i}
-                )
-    out = []
-    for t in sorted(tracks, key=lambda t: -len(t["frames"])):
-        pts = np.full((n, N_LANDMARKS, 3), np.nan, np.float32)
-        pts[t["frames"]] = np.stack(t["points"])
-        present = np.zeros(n, bool)
-        present[t["frames"]] = True
-        out.append(Track(points=pts, present=present))
-    return out
+                track = {"frames": [], "points": FrameStore((N_LANDMARKS, 3))}
+                self._tracks.append(track)
+                self._extend(track, i, face.points, boxes[c])
+
+    @staticmethod
+    def _extend(track: dict, i: int, points: np.ndarray, box) -> None:
+        store = track["points"]
+        store.append_fill(i - len(store), np.nan)  # frames where the face was not seen
+        store.append(points)
+        track["frames"].append(i)
+        track["centre"], track["size"] = box
+
+    def tracks(self) -> list[Track]:
+        """Every track so far, longest first; each covers all frames added (NaN where not seen)."""
+        out = []
+        for t in sorted(self._tracks, key=lambda t: -len(t["frames"])):
+            t["points"].append_fill(self._n - len(t["points"]), np.nan)
+            present = np.zeros(self._n, bool)
+            present[t["frames"]] = True
+            out.append(Track(points=t["points"], present=present))
+        return out
+
+
+def track_faces(detections: Sequence[Sequence[FaceLandmarks]]) -> list[Track]:
+    """Link per-frame detections into tracks (``TrackLinker``). detections : one sequence of faces
+    per frame. Returns tracks, longest first."""
+    linker = TrackLinker()
+    for faces in detections:
+        linker.add(faces)
+    return linker.tracks()

@@ -28,12 +28,14 @@ identity: no neutral face shape, no face size in millimetres, no texture.
 """
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+from .store import CHUNK_FRAMES, FrameStore
 from .types import FaceFit, Pose
 
 FORMAT = "dmask-params/1"
@@ -74,14 +76,47 @@ def save_params(path, params: MaskParams) -> None:
             arrays[f"face{j}_{name}"] = getattr(fit, name)
     tmp = path.with_name(f".{path.name}.part")
     try:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+        # What numpy.savez_compressed writes, with arrays kept on disk (store.FrameStore) written in
+        # chunks rather than read into memory at once.
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+            for name, value in arrays.items():
+                with archive.open(f"{name}.npy", "w", force_zip64=True) as f:
+                    _write_npy(f, value)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
+def _write_npy(f, value) -> None:
+    if not isinstance(value, FrameStore):
+        np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
+        return
+    header = {"descr": np.lib.format.dtype_to_descr(value.dtype), "fortran_order": False, "shape": value.shape}
+    np.lib.format.write_array_header_1_0(f, header)
+    for _, rows in value.chunks():
+        f.write(rows.tobytes())
+
+
+def _read_store(archive: zipfile.ZipFile, name: str) -> FrameStore:
+    """An (n, ...) array of the archive, read in chunks into a FrameStore."""
+    with archive.open(f"{name}.npy") as f:
+        major, _ = np.lib.format.read_magic(f)
+        read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(f)
+        if fortran or not shape:
+            raise ParamsError(f"'{name}' has an unexpected layout")
+        store = FrameStore(shape[1:], dtype)
+        for start in range(0, shape[0], CHUNK_FRAMES):
+            rows = min(CHUNK_FRAMES, shape[0] - start)
+            data = f.read(rows * store.row_bytes)
+            if len(data) != rows * store.row_bytes:
+                raise ParamsError(f"'{name}' is truncated")
+            store.append(np.frombuffer(data, dtype).reshape((rows,) + store.row_shape))
+    return store
+
+
 def load_params(path) -> MaskParams:
+    """Read a parameter file; the expressions are read into FrameStores (memory flat in the length)."""
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -90,9 +125,13 @@ def load_params(path) -> MaskParams:
         if "format" not in data or str(data["format"]) != FORMAT:
             raise ParamsError(f"'{path}' is not a {FORMAT} file")
         faces = []
-        for j in range(int(data["n_faces"])):
-            pose = Pose(**{name: data[f"face{j}_{name}"] for name in _POSE})
-            faces.append(FaceFit(pose=pose, **{name: data[f"face{j}_{name}"] for name in _FIT}))
+        try:
+            for j in range(int(data["n_faces"])):
+                pose = Pose(**{name: data[f"face{j}_{name}"] for name in _POSE})
+                fit = {name: data[f"face{j}_{name}"] for name in _FIT if name != "expression"}
+                faces.append(FaceFit(pose=pose, expression=_read_store(data.zip, f"face{j}_expression"), **fit))
+        except (KeyError, OSError, ValueError, zipfile.BadZipFile) as e:
+            raise ParamsError(f"cannot read mask parameters from '{path}': {e}") from None
         num, den = data["time_base"]
         return MaskParams(
             width=int(data["width"]),

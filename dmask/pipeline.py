@@ -1,8 +1,9 @@
 """The one place where the stages are chained: read -> landmarks -> fit -> swap -> render -> write.
 
-Two passes. The first decodes the input and keeps only landmarks (a few kilobytes a frame, so memory
-does not grow with the video's pixels). The second never touches the input: it renders every output
-frame from the fitted parameters alone, so no original pixel can reach the output, and writes it.
+Two passes. The first decodes the input and keeps only landmarks, on disk (``store.FrameStore``), so
+memory does not grow with the video's length; the fit streams over them in chunks. The second never
+touches the input: it renders every output frame from the fitted parameters alone, so no original
+pixel can reach the output, and writes it.
 
 Each pass uses both cores: decoding runs in its own thread beside landmarking, and encoding in its
 own thread beside rendering (PyAV, OpenCV and libx264 release the GIL while they work). The threads
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .fit import fit_track
-from .landmarks import LandmarkTracker, track_faces
+from .landmarks import LandmarkTracker, TrackLinker
 from .params import MaskParams, load_params, save_params
 from .render import Renderer
 from .swap import mask_geometry
@@ -63,15 +64,15 @@ def track_video(src, options: MaskOptions = MaskOptions(), progress: Progress = 
     with clock("setup"):
         info = probe(src)
         tracker = LandmarkTracker(max_faces=options.max_faces, video=not info.is_image)
-    detections, pts = [], []
+    linker, pts = TrackLinker(), []
     with tracker:
         for frame in _produced_in_thread(clock.each("decode", iter_frames(src)), QUEUE_FRAMES):
             with clock("landmarks"):
-                detections.append(tracker(frame.image))
+                linker.add(tracker(frame.image))
             pts.append(frame.pts)
             progress("track", frame.index + 1, info.frame_count)
     with clock("fit"):
-        tracks = track_faces(detections)
+        tracks = linker.tracks()
     return info, np.array(pts, np.int64), tracks
 
 

@@ -52,7 +52,7 @@ class FaceLandmarks:
 class Track:
     """One face followed through a video. Frames where it was not seen hold NaN."""
 
-    points: np.ndarray  # (n_frames, 478, 3) float32, NaN where missing
+    points: np.ndarray  # (n_frames, 478, 3) float32, NaN where missing; an array or a store.FrameStore
     present: np.ndarray  # (n_frames,) bool
 
     @property
@@ -90,7 +90,8 @@ class FaceFit:
     """
 
     pose: Pose
-    expression: np.ndarray  # (n, 468, 3) displacement from the neutral face, template mm
+    expression: np.ndarray  # (n, 468, 3) float32 displacement from the neutral face, template mm;
+    #                         an array, or a store.FrameStore for a track read from one
     gaze: np.ndarray  # (n, 2, 2) [eye, (yaw, pitch)] degrees
     lids: np.ndarray  # (n, 2, K) [eye, lid-margin point] vertical offset, mm
     observed: np.ndarray  # (n,) bool: the face was seen in this frame (else held from the last good one)
