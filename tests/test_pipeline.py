@@ -207,5 +207,7 @@ def test_memory_stays_flat_with_video_length(tmp_path):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         return int(out.stdout.split()[-1])
 
+    # 90 against ~1000 frames: with landmarks and expressions in memory the peak grew by 40 MiB
+    # (320 -> 360 MiB, measured before store.FrameStore); on disk it grows by about 3 MiB.
     small, large = peak_rss(short), peak_rss(src)
-    assert large <= 1.5 * small, f"peak RSS {large} kB for 33 s against {small} kB for 3 s"
+    assert large <= small + 10 * 1024, f"peak RSS {large} kB for 33 s against {small} kB for 3 s"
