@@ -223,8 +223,8 @@ def sg_residual(padded: np.ndarray) -> np.ndarray:
 def robust_sigma(residual: np.ndarray) -> np.ndarray:
     """Noise sigma per channel from (f, c) ``sg_residual`` values: their median absolute deviation,
     scaled to a Gaussian sigma."""
-    r = residual
-    return 1.4826 * np.median(np.abs(r - np.median(r, axis=0)), axis=0) / np.sqrt(1.0 - _SG5[2])
+    deviation = np.abs(residual - np.median(residual, axis=0))
+    return 1.4826 * np.median(deviation, axis=0) / np.sqrt(1.0 - _SG5[2])
 
 
 def jitter(flat: np.ndarray) -> np.ndarray:
