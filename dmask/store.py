@@ -26,6 +26,7 @@ class FrameStore:
         self.row_shape = tuple(shape)
         self.dtype = np.dtype(dtype)
         self.row_bytes = int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
+        self._directory = directory
         self._file = tempfile.TemporaryFile(prefix="dmask-", dir=directory)
         self._n = 0
 
@@ -51,9 +52,14 @@ class FrameStore:
     def _write(self, start: int, rows: np.ndarray) -> None:
         data = memoryview(rows).cast("B")
         offset = start * self.row_bytes
-        while data:
-            done = os.pwrite(self._file.fileno(), data, offset)
-            data, offset = data[done:], offset + done
+        try:
+            while data:
+                done = os.pwrite(self._file.fileno(), data, offset)
+                data, offset = data[done:], offset + done
+        except OSError as e:
+            where = self._directory or tempfile.gettempdir()
+            raise OSError(e.errno, f"cannot write dmask's temporary per-frame data in {where} ({e.strerror}); "
+                                   "free some space there or point TMPDIR elsewhere") from None
 
     # ---- reading
     def read(self, start: int, stop: int) -> np.ndarray:

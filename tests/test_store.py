@@ -106,3 +106,16 @@ def test_parameters_on_disk_round_trip_through_the_file(tmp_path):
     assert isinstance(back.faces[0].expression, FrameStore)
     for a, b in zip(_fit_arrays(fit), _fit_arrays(back.faces[0])):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_full_disk_gives_a_clear_error(monkeypatch, tmp_path):
+    import errno
+    import os
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    store = FrameStore((3,), directory=tmp_path)
+    monkeypatch.setattr(os, "pwrite", full)
+    with pytest.raises(OSError, match=f"temporary per-frame data in {tmp_path}.*TMPDIR"):
+        store.append(np.zeros(3))
