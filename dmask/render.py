@@ -53,7 +53,14 @@ MOUTH_DEPTH = 0.4  # mouth interior's centre behind the inner lips, in eye radii
 # made half-closed eyes look open to a landmark detector). The lashes overhang the eyeball a little,
 # as real lashes do, so the lid edge is read at the margin and not above it.
 LASH_WIDTH_MM = (2.0, 1.4)  # upper, lower
-LASH_OVERHANG_MM = (0.6, 0.3)  # of that width, the part over the eye opening
+LASH_OVERHANG_MM = (0.6, 0.3)  # of that width, the part over the eye opening (open eye)
+# As the upper lid comes down over the cornea its tarsus rotates and the lashes, which point forward
+# and up in the open eye, point forward and down: seen from the front more of the lash line hangs
+# over the opening. The upper overhang grows by LASH_DROOP_MM times the share of the opening closed
+# (mid-lid gap against LASH_OPEN_GAP_MM, a typical open fissure). Without it MediaPipe read a lid
+# lowered by 60 % as 52 % open (truth 40 %): the mask's incomplete blinks went unseen.
+LASH_DROOP_MM = 0.6
+LASH_OPEN_GAP_MM = 9.0
 LASH_LIFT_MM = 0.5  # toward the camera, to stay in front of the lid skin
 
 EYEBALL_SEGMENTS = 64  # of the eyeball's outline
@@ -202,19 +209,24 @@ def vertex_colours(triangles: np.ndarray) -> np.ndarray:
 def lash_strips(vertices: np.ndarray, up: np.ndarray, mm: float) -> np.ndarray:
     """Triangles (k, 3) of the lash lines: per eye, a strip along the upper lid margin reaching up
     and one along the lower reaching down, LASH_WIDTH_MM wide along the head's up direction ``up``
-    (3,) in image space, overhanging the opening by LASH_OVERHANG_MM.
+    (3,) in image space, overhanging the opening by LASH_OVERHANG_MM (the upper one more as the lid
+    closes, see LASH_DROOP_MM).
 
     vertices : (468, 3) image space; mm : pixels per millimetre.
     """
     tris = []
     lift = np.array([0.0, 0.0, -LASH_LIFT_MM * mm])
+    mid = topology.N_UPPER // 2
     for eye in (0, 1):
-        for lid, width, overhang, sign in ((topology.UPPER_LID[eye], LASH_WIDTH_MM[0], LASH_OVERHANG_MM[0], 1.0),
-                                           (topology.LOWER_LID[eye], LASH_WIDTH_MM[1], LASH_OVERHANG_MM[1], -1.0)):
-            p = vertices[list(lid)] + lift - sign * overhang * mm * up
-            q = p + sign * width * mm * up
-            for k in range(len(lid) - 1):
-                tris += [p[k], q[k], p[k + 1], q[k], q[k + 1], p[k + 1]]
+        upper, lower = topology.LID_POINTS[eye][mid], topology.LID_POINTS[eye][topology.N_UPPER + mid]
+        gap = max(float((vertices[upper] - vertices[lower]) @ up) / mm, 0.0)
+        closed = float(np.clip(1.0 - gap / LASH_OPEN_GAP_MM, 0.0, 1.0))
+        droop = (LASH_DROOP_MM * closed, 0.0)
+        for k, (lid, sign) in enumerate(((topology.UPPER_LID[eye], 1.0), (topology.LOWER_LID[eye], -1.0))):
+            p = vertices[list(lid)] + lift - sign * (LASH_OVERHANG_MM[k] + droop[k]) * mm * up
+            q = p + sign * LASH_WIDTH_MM[k] * mm * up
+            for j in range(len(lid) - 1):
+                tris += [p[j], q[j], p[j + 1], q[j], q[j + 1], p[j + 1]]
     return np.array(tris)
 
 

@@ -253,11 +253,13 @@ def write_synthetic(spec: SynthSpec, dst, template: Template | None = None) -> S
     return ground_truth(spec, params.faces[0], template)
 
 
-# The synthetic videos of the accuracy checks (tests/test_measure.py), 14 s in all at 30 fps:
+# The synthetic videos of the accuracy checks (tests/test_measure.py), 19 s in all at 30 fps:
 # "eyes": a turned head, four fixations joined by saccades, a right esotropia of 8 deg with 3 deg of
 # right hypertropia, a 1.5 mm right ptosis, four blinks (full, incomplete, asymmetric, full) and an
 # asymmetric smile; "pendular": a 3 Hz, 2 deg pendular horizontal nystagmus and one blink; "jerk": a
-# 4 Hz, 3 deg left-beating jerk nystagmus while looking 5 deg to the left.
+# 4 Hz, 3 deg left-beating jerk nystagmus while looking 5 deg to the left; "exo": the mirror case of
+# "eyes" (head turned and tilted the other way, a right exotropia of 6 deg with 2 deg of hypotropia, a
+# 2 mm left ptosis, three fixations) with a full, a 70% and a right-eye-50% blink.
 ACCURACY_SPECS = {
     "eyes": SynthSpec(
         seconds=6.0, head=(8.0, -5.0, 4.0),
@@ -268,6 +270,12 @@ ACCURACY_SPECS = {
     ),
     "pendular": SynthSpec(seconds=4.0, nystagmus=SynthNystagmus(3.0, 2.0, "pendular"), blinks=(SynthBlink(3.3),)),
     "jerk": SynthSpec(seconds=4.0, nystagmus=SynthNystagmus(4.0, 3.0, "jerk"), fixations=((0.0, 5.0, 0.0),)),
+    "exo": SynthSpec(
+        seconds=5.0, head=(-6.0, 4.0, -3.0),
+        fixations=((0.0, -3.0, 2.0), (1.6, 8.0, -4.0), (3.2, -12.0, 6.0)),
+        deviation=(-6.0, -2.0), ptosis_mm=(0.0, 2.0),
+        blinks=(SynthBlink(1.0), SynthBlink(2.4, (0.7, 0.7)), SynthBlink(4.0, (0.5, 1.0))),
+    ),
 }
 
 

@@ -8,9 +8,13 @@ Three levels of truth:
 * real videos: blinks counted by hand (tests/data/annotations.json) and the cross-eyed stretches of
   lp_d6_crosseyed.mp4, on the original and on its mask.
 
-The issue's numeric bars on rendered videos (MRD1 and fissure height within 0.3 mm, gaze within 2 deg,
-deviation within 2 PD, nystagmus amplitude within 25%) are not met yet by the rendered chain and are
-not asserted here; see the issue's note for the measured errors.
+The issue's numeric bars on rendered videos: blink events F1 >= 0.95 and nystagmus frequency within
+0.2 Hz are asserted. MRD1 and fissure height within 0.3 mm, gaze within 2 deg, deviation within 2 PD
+and nystagmus amplitude within 25% are not met yet by the rendered chain and are not asserted. Median
+errors on the four accuracy clips: MRD1 0.05-2.1 mm, fissure height 0.1-0.8 mm, gaze yaw 1.3-4.9 deg,
+pitch 0.4-6.7 deg, deviation 1.2-13 PD, nystagmus amplitude +14% to -59%. On exact landmarks every
+value comes back exact, so the error is MediaPipe's reading of the eye: it follows only part of a lid
+lowered over the iris and of an iris moving between fixed lids, on real frames as on the mask.
 """
 import csv
 import json
@@ -194,14 +198,15 @@ def test_rendered_blinks_are_found_with_f1_at_least_095(rendered):
     counts = np.zeros(3, int)
     for _, _, _, acc in rendered.values():
         counts += acc["blinks"]
-    # The full and the asymmetric blinks are found and none is invented. The 60% incomplete blink
-    # reads 52% open on the rendered mask, just above the 50% threshold, so it is not required here
-    # (the issue's F1 >= 0.95 bar is not met yet: 4 of 5, F1 0.89).
-    assert counts[0] >= 4 and counts[2] <= 1 and counts[1] == 0, counts
+    # The issue's bar over the 8 blinks of the clips (full, 60% and 70% incomplete, one eye closing
+    # 40% or 50%): with 8 true events, F1 >= 0.95 means every one found and none invented.
+    assert sum(len(truth.blinks) for truth, *_ in rendered.values()) == counts[0] + counts[2] == 8
+    assert f1(*counts) >= 0.95, counts
     m = rendered["eyes"][1]
+    # The full ones are full and symmetric, the 60% one incomplete, the one-eye-40% one asymmetric.
     full = [b for b in m.blinks if b.full]
-    assert len(full) == 2 and not any(b.asymmetric for b in full)
-    assert sum(b.asymmetric for b in m.blinks) == 1
+    assert len(full) == 2 and not any(b.asymmetric for b in full), [(b.start, b.closure) for b in m.blinks]
+    assert sum(b.asymmetric for b in m.blinks) == 1, [(b.start, b.closure) for b in m.blinks]
 
 
 def test_rendered_nystagmus_frequency_within_02_hz_and_its_waveform(rendered):
@@ -222,9 +227,14 @@ def test_rendered_nystagmus_frequency_within_02_hz_and_its_waveform(rendered):
 
 
 def test_rendered_ptosis_is_on_the_right_side(rendered):
-    m = rendered["eyes"][1]
+    m = rendered["eyes"][1]  # a 1.5 mm right ptosis
     assert m.summary.eyes[0].fissure_height_mm.median < m.summary.eyes[1].fissure_height_mm.median
-    assert m.summary.eyes[0].mrd1_mm.median < m.summary.eyes[1].mrd1_mm.median + 1.5  # 1.5 mm lower, read loosely
+    # MRD1 is read loosely: MediaPipe's upper-lid contour follows only 20-50% of a lid lowered over the
+    # iris, on real faces as on the mask (measured by warping the upper lid of real frames down).
+    assert m.summary.eyes[0].mrd1_mm.median < m.summary.eyes[1].mrd1_mm.median + 1.5
+    m = rendered["exo"][1]  # a 2 mm left ptosis
+    assert m.summary.eyes[1].fissure_height_mm.median < m.summary.eyes[0].fissure_height_mm.median - 0.5
+    assert m.summary.eyes[1].mrd1_mm.median < m.summary.eyes[0].mrd1_mm.median - 0.5
 
 
 def test_rendered_gaze_follows_the_fixations_and_the_esotropia_is_eso(rendered):

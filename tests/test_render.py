@@ -240,3 +240,33 @@ def test_several_faces_and_invalid_input(renderer, big_face, triangles):
     r.close()
     with pytest.raises(RenderError):
         r.render([])
+
+
+def test_upper_lash_line_hangs_further_over_the_opening_as_the_lid_closes():
+    from dmask.render import (LASH_DROOP_MM, LASH_LIFT_MM, LASH_OPEN_GAP_MM, LASH_OVERHANG_MM, LASH_WIDTH_MM,
+                              lash_strips)
+
+    mm = 4.0  # pixels per millimetre
+    up = np.array([0.0, -1.0, 0.0])  # the head's up in the image: a frontal face
+
+    def strips(gap_mm):
+        """Upper and lower lash strips (y ranges) of eyes whose lids are flat lines gap_mm apart."""
+        verts = np.zeros((topology.N_MESH, 3))
+        for eye in (0, 1):
+            for lid, y in ((topology.LOWER_LID[eye], 100.0), (topology.UPPER_LID[eye], 100.0 - gap_mm * mm)):
+                verts[list(lid)] = np.stack([np.linspace(10, 70, len(lid)) + 100 * eye, np.full(len(lid), y),
+                                             np.zeros(len(lid))], axis=1)
+            for c in (topology.OUTER_CORNER[eye], topology.INNER_CORNER[eye]):
+                verts[c, 1] = 100.0 - gap_mm * mm / 2
+        tris = lash_strips(verts, up, mm).reshape(2, 2, -1, 3, 3)  # eye, (upper, lower), triangle, corner
+        assert np.allclose(tris[..., 2], -LASH_LIFT_MM * mm)  # in front of the lid skin
+        inner = slice(2, -2)  # triangles away from the corners, whose points lie mid-gap
+        return [(t[inner, :, 1].min(), t[inner, :, 1].max()) for t in (tris[0, 0], tris[0, 1])]
+
+    for gap, closed in ((LASH_OPEN_GAP_MM, 0.0), (LASH_OPEN_GAP_MM + 2, 0.0), (LASH_OPEN_GAP_MM / 2, 0.5)):
+        (u0, u1), (l0, l1) = strips(gap)
+        margin = 100.0 - gap * mm
+        overhang = LASH_OVERHANG_MM[0] + closed * LASH_DROOP_MM  # below the upper margin, into the opening
+        assert u1 == pytest.approx(margin + overhang * mm) and u1 - u0 == pytest.approx(LASH_WIDTH_MM[0] * mm)
+        # The lower lash line does not move with the upper lid.
+        assert l0 == pytest.approx(100.0 - LASH_OVERHANG_MM[1] * mm) and l1 - l0 == pytest.approx(LASH_WIDTH_MM[1] * mm)
