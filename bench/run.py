@@ -305,6 +305,8 @@ def git_commit(root: Path) -> str:
     """The checked-out commit, read from .git without running git ('unknown' outside a checkout)."""
     git = root / ".git"
     try:
+        if git.is_file():  # a linked worktree: ".git" names its folder inside the main repository
+            git = (root / git.read_text().split("gitdir:", 1)[1].strip()).resolve()
         head = (git / "HEAD").read_text().strip()
         if not head.startswith("ref: "):
             return head[:12]
