@@ -80,3 +80,11 @@ def test_render_from_params(tmp_path):
     assert out.returncode == 0, out.stderr
     with av.open(str(tmp_path / "b.mp4")) as c:
         assert c.streams.video[0].frames == 48
+
+
+def test_quiet_commands_print_nothing(tmp_path):
+    """-q: no progress and none of MediaPipe's start-up logging (its graph logs from its own threads)."""
+    src = data_video("lrs3_00002_224px.mp4")
+    for args in (("mask", src, "-o", tmp_path / "a.mp4"), ("measure", src, "--out", tmp_path / "m")):
+        out = dmask(*args, "-q")
+        assert out.returncode == 0 and out.stderr == "", (args[0], out.stderr[-300:])
