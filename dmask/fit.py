@@ -231,7 +231,7 @@ def jitter(flat: np.ndarray) -> np.ndarray:
     """Robust jitter (noise sigma) of each channel of (f, c) signals, f >= 5: the median absolute
     residual of a local quadratic fit (Savitzky and Golay 1964), scaled to a Gaussian sigma. Smooth
     motion, even a 3 Hz nystagmus at 30 fps, leaves almost no residual, so it is not mistaken for noise."""
-    return robust_sigma(sg_residual(flat)) if len(flat) >= 5 else np.zeros(flat.shape[1:])
+    return robust_sigma(sg_residual(flat))
 
 
 def bilateral_window(padded: np.ndarray, sigma_v: np.ndarray) -> np.ndarray:

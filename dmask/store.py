@@ -42,13 +42,6 @@ class FrameStore:
         for start in range(0, count, CHUNK_FRAMES):
             self.append(np.full((min(CHUNK_FRAMES, count - start),) + self.row_shape, value, self.dtype))
 
-    def write(self, start: int, rows: np.ndarray) -> None:
-        """Overwrite rows from ``start`` on (within the stored rows)."""
-        rows = np.ascontiguousarray(rows, self.dtype).reshape((-1,) + self.row_shape)
-        if start < 0 or start + len(rows) > self._n:
-            raise IndexError(f"rows {start}..{start + len(rows)} outside 0..{self._n}")
-        self._write(start, rows)
-
     def _write(self, start: int, rows: np.ndarray) -> None:
         data = memoryview(rows).cast("B")
         offset = start * self.row_bytes
@@ -118,10 +111,6 @@ class FrameStore:
     @property
     def shape(self) -> tuple[int, ...]:
         return (self._n,) + self.row_shape
-
-    @property
-    def ndim(self) -> int:
-        return 1 + len(self.row_shape)
 
     def close(self) -> None:
         self._file.close()

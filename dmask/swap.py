@@ -53,7 +53,7 @@ def mask_geometry(fit: FaceFit, i: int, template: Template) -> MaskGeometry:
     v = head_shape(fit, i, template)
     s, rot, t = fit.pose.scale[i], fit.pose.rotation[i], fit.pose.translation[i]
     # Fixed in the head, like the subject's eyeball centres that the gaze was fitted against.
-    centres = template.canthi_mid() + template.iris_offset() - np.array([0.0, 0.0, topology.EYEBALL_RADIUS_MM])
+    centres = template.eye_centres()
     gaze = geometry.gaze_vector(fit.gaze[i]) @ rot.T
     return MaskGeometry(
         vertices=geometry.apply_pose(v, s, rot, t),

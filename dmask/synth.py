@@ -197,7 +197,7 @@ def ground_truth(spec: SynthSpec, fit: FaceFit, template: Template) -> SynthTrut
     """Exact measurements of the rendered face, with ``measure``'s definitions."""
     n = fit.n_frames
     t = np.arange(n) / spec.fps
-    centres = template.canthi_mid() + template.iris_offset() - np.array([0.0, 0.0, topology.EYEBALL_RADIUS_MM])
+    centres = template.eye_centres()
     iris = centres[None] + topology.EYEBALL_RADIUS_MM * geometry.gaze_vector(fit.gaze)  # (n, 2, 3)
     shapes = np.stack([head_shape(fit, i, template) for i in range(n)])  # (n, 468, 3)
     out = {k: np.zeros((n, 2)) for k in ("fissure_height", "fissure_width", "mrd1", "mrd2", "gap")}
@@ -230,7 +230,7 @@ def synth_track(spec: SynthSpec, template: Template | None = None) -> tuple[Trac
     template = template or load_template()
     fit = synth_fit(spec, template)
     n = fit.n_frames
-    centres = template.canthi_mid() + template.iris_offset() - np.array([0.0, 0.0, topology.EYEBALL_RADIUS_MM])
+    centres = template.eye_centres()
     pupils = centres[None] + topology.EYEBALL_RADIUS_MM * geometry.gaze_vector(fit.gaze)  # (n, 2, 3)
     points = np.repeat(template.vertices[None], n, axis=0).copy()
     for i in range(n):

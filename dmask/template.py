@@ -12,7 +12,7 @@ from importlib import resources
 
 import numpy as np
 
-from .topology import BROWS, INNER_CORNER, IRIS_CENTRE, OUTER_CORNER
+from .topology import BROWS, EYEBALL_RADIUS_MM, INNER_CORNER, IRIS_CENTRE, OUTER_CORNER
 
 ASSET = "template.npz"
 
@@ -32,6 +32,11 @@ class Template:
     def iris_offset(self) -> np.ndarray:
         """(2, 3) iris centre in primary gaze relative to the canthi midpoint, per eye (mm)."""
         return self.vertices[list(IRIS_CENTRE)] - self.canthi_mid()
+
+    def eye_centres(self) -> np.ndarray:
+        """(2, 3) the mask's eyeball centres in head space (mm): one eyeball radius behind the
+        primary-gaze iris centre."""
+        return self.vertices[list(IRIS_CENTRE)] - np.array([0.0, 0.0, EYEBALL_RADIUS_MM])
 
 
 def canthi_mid(shape: np.ndarray) -> np.ndarray:

@@ -8,13 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
-
-def pct(v) -> str:
-    return "" if v is None else f"{100 * v:.1f}%"
-
-
-def num(v, digits: int = 2) -> str:
-    return "" if v is None else f"{v:.{digits}f}"
+from dmask.audit.report import number as num, percent as pct
 
 
 def tables(audit: dict) -> str:

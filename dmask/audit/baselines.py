@@ -1,7 +1,7 @@
 """Baseline anonymizers, compared with dmask through one interface.
 
 An ``Anonymizer`` is a callable object built once: ``anonymizer(image) -> image``, (H, W, 3) uint8 RGB
-in and out. The baselines find faces with MediaPipe (``FaceFinder``, the project's landmark stage in
+in and out. The baselines find faces with the project's landmark stage (``LandmarkTracker`` in
 still-image mode) and change only those pixels:
 
 * ``identity``: the frame unchanged (the protocol's positive control: it must be re-identified);
@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from .. import topology
+from ..landmarks import LandmarkTracker
 from ..types import FaceLandmarks, MaskOptions
 
 DMASK = "dmask"
@@ -40,27 +41,6 @@ EYE_POINTS = tuple(sorted(set(topology.lid_ring(0) + topology.lid_ring(1))))
 BROW_POINTS = topology.BROWS[0] + topology.BROWS[1]
 
 
-class FaceFinder:
-    """MediaPipe face landmarks of single frames (every call detects afresh)."""
-
-    def __init__(self, max_faces: int = 4):
-        from ..landmarks import LandmarkTracker
-
-        self._tracker = LandmarkTracker(max_faces=max_faces, video=False)
-
-    def __call__(self, image: np.ndarray) -> tuple[FaceLandmarks, ...]:
-        return self._tracker(image)
-
-    def close(self) -> None:
-        self._tracker.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
 def _box(points: np.ndarray, shape, margin=(0.0, 0.0)) -> tuple[int, int, int, int]:
     """Bounding box (x0, y0, x1, y1), clipped to the image, of points (k, 2+) grown by margin (x, y)."""
     lo, hi = points[:, :2].min(axis=0), points[:, :2].max(axis=0)
@@ -73,12 +53,12 @@ def _box(points: np.ndarray, shape, margin=(0.0, 0.0)) -> tuple[int, int, int, i
 
 class Anonymizer:
     """A frame -> frame anonymizer. Subclasses implement ``apply(image, faces)``; calling the object
-    finds the faces itself (a ``FaceFinder`` built on first use, or the one given)."""
+    finds the faces itself (a still-image ``LandmarkTracker`` built on first use, or the one given)."""
 
     name = "anonymizer"
     needs_faces = True
 
-    def __init__(self, finder: FaceFinder | None = None):
+    def __init__(self, finder: LandmarkTracker | None = None):
         self._finder = finder
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
@@ -87,7 +67,7 @@ class Anonymizer:
         faces: Sequence[FaceLandmarks] = ()
         if self.needs_faces:
             if self._finder is None:
-                self._finder = FaceFinder()
+                self._finder = LandmarkTracker(video=False)
             faces = self._finder(image)
         return self.apply(image, faces)
 
@@ -166,7 +146,7 @@ class EyeBar(Anonymizer):
 _CLASSES = {c.name: c for c in (Identity, GaussianBlur, Pixelate, EyeCrop, EyeBar)}
 
 
-def make_anonymizer(name: str, finder: FaceFinder | None = None) -> Anonymizer:
+def make_anonymizer(name: str, finder: LandmarkTracker | None = None) -> Anonymizer:
     """A baseline by name (one of ``BASELINES``)."""
     if name not in _CLASSES:
         raise ValueError(f"unknown baseline '{name}'; choose from {', '.join(BASELINES)}")

@@ -20,11 +20,11 @@ ICC_BAR_MEASURES = ("fissure_height_r", "fissure_height_l", "gaze_yaw_r", "gaze_
                     "gaze_pitch_l")
 
 
-def _pct(v) -> str:
+def percent(v) -> str:
     return "–" if v is None or not math.isfinite(v) else f"{100 * v:.1f}%"
 
 
-def _num(v, digits: int = 2) -> str:
+def number(v, digits: int = 2) -> str:
     return "–" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"
 
 
@@ -33,7 +33,7 @@ def acceptance(result: AuditResult) -> list[tuple[str, str, str, bool | None]]:
     p = result.privacy
     rows = []
 
-    def add(label, value, bar, ok, fmt=_pct):
+    def add(label, value, bar, ok, fmt=percent):
         finite = value is not None and math.isfinite(value)
         rows.append((label, fmt(value), bar, bool(ok(value)) if finite else None))
 
@@ -47,18 +47,18 @@ def acceptance(result: AuditResult) -> list[tuple[str, str, str, bool | None]]:
     if DMASK in names:
         d = p.method(DMASK)
         add("dmask Mask→Face rank-1 (recognizer's detection)", d.mask_to_face_rank1,
-            f"≤ 1.5× chance ({_pct(1.5 * p.chance)})", lambda v: v <= 1.5 * p.chance)
+            f"≤ 1.5× chance ({percent(1.5 * p.chance)})", lambda v: v <= 1.5 * p.chance)
         add("dmask Mask→Face rank-1 (original face box)", d.mask_to_face_rank1_box,
-            f"≤ 1.5× chance ({_pct(1.5 * p.chance)})", lambda v: v <= 1.5 * p.chance)
+            f"≤ 1.5× chance ({percent(1.5 * p.chance)})", lambda v: v <= 1.5 * p.chance)
         add("dmask lineup pick rate", d.lineup_pick_rate, "≤ 25%", lambda v: v <= 0.25)
         if p.link_chance is not None:
-            add("dmask Mask→Mask rank-1", d.mask_to_mask_rank1, f"≤ 2× chance ({_pct(2 * p.link_chance)})",
+            add("dmask Mask→Mask rank-1", d.mask_to_mask_rank1, f"≤ 2× chance ({percent(2 * p.link_chance)})",
                 lambda v: v <= 2 * p.link_chance)
         add("dmask verification acceptance at 0.6", d.accept_at_match, "0%", lambda v: v == 0)
     if result.pooled is not None:
         for a in result.pooled.measures:
             if a.name in ICC_BAR_MEASURES:
-                add(f"fidelity ICC, {a.name}", a.icc, f"≥ {ICC_BAR}", lambda v: v >= ICC_BAR, _num)
+                add(f"fidelity ICC, {a.name}", a.icc, f"≥ {ICC_BAR}", lambda v: v >= ICC_BAR, number)
     return rows
 
 
@@ -101,8 +101,8 @@ def plot_bland_altman(result: AuditResult):
                 ax.axhline(v, color="k", lw=1, ls="--")
             for v in (-a.tolerance, a.tolerance):
                 ax.axhline(v, color="#2ca02c", lw=1, ls=":")
-        ax.set_title(f"{a.name}: bias {_num(ba.bias)}, LoA {_num(ba.lower)} to {_num(ba.upper)} {a.unit}, "
-                     f"ICC {_num(a.icc)}", fontsize=9)
+        ax.set_title(f"{a.name}: bias {number(ba.bias)}, LoA {number(ba.lower)} to {number(ba.upper)} {a.unit}, "
+                     f"ICC {number(a.icc)}", fontsize=9)
         ax.set_xlabel(f"mean of original and mask ({a.unit})", fontsize=8)
         ax.set_ylabel(f"mask − original ({a.unit})", fontsize=8)
         ax.grid(True, alpha=0.3)
@@ -137,46 +137,46 @@ def plot_series(f):
 def audit_html(result: AuditResult, images: dict[str, bytes]) -> str:
     p = result.privacy
     e = html.escape
-    priv_rows = [[e(m.method), str(m.probes), _pct(m.detection_rate), _pct(m.mask_to_face_rank1),
-                  _pct(m.mask_to_face_rank1_box), _pct(m.lineup_pick_rate),
-                  _pct(m.mask_to_mask_rank1) if m.mask_to_mask_rank1 is not None else "–",
-                  _pct(m.accept_at_match), _pct(m.accept_at_far)] for m in p.methods]
-    chance_row = ["<i>chance</i>", "", "", _pct(p.chance), _pct(p.chance), _pct(1 / p.lineup_size),
-                  _pct(p.link_chance) if p.link_chance is not None else "–", "", ""]
+    priv_rows = [[e(m.method), str(m.probes), percent(m.detection_rate), percent(m.mask_to_face_rank1),
+                  percent(m.mask_to_face_rank1_box), percent(m.lineup_pick_rate),
+                  percent(m.mask_to_mask_rank1) if m.mask_to_mask_rank1 is not None else "–",
+                  percent(m.accept_at_match), percent(m.accept_at_far)] for m in p.methods]
+    chance_row = ["<i>chance</i>", "", "", percent(p.chance), percent(p.chance), percent(1 / p.lineup_size),
+                  percent(p.link_chance) if p.link_chance is not None else "–", "", ""]
     priv = _table(priv_rows + [chance_row], [
         "method", "probes", "face detected", "Mask→Face rank-1 (own detection)", "Mask→Face rank-1 (original box)",
         f"1-of-{p.lineup_size} lineup pick rate", "Mask→Mask rank-1", "accepted at 0.6",
-        f"accepted at {_num(p.threshold_far, 3)} ({_pct(p.far)} FAR)"])
+        f"accepted at {number(p.threshold_far, 3)} ({percent(p.far)} FAR)"])
     acc = _table([[e(a), v, e(b), "–" if ok is None else ("pass" if ok else "<b>FAIL</b>")]
                   for a, v, b, ok in acceptance(result)], ["measure", "value", "bar", ""])
     fid = ""
     if result.pooled is not None:
         pooled = result.pooled
-        rows = [[e(a.name), str(a.n), _num(a.icc), f"{_num(a.bland_altman.bias)} {a.unit}",
-                 f"{_num(a.bland_altman.lower)} to {_num(a.bland_altman.upper)} {a.unit}",
-                 f"{_num(a.bland_altman.mean_abs_diff)} {a.unit}", f"±{a.tolerance:g} {a.unit}",
+        rows = [[e(a.name), str(a.n), number(a.icc), f"{number(a.bland_altman.bias)} {a.unit}",
+                 f"{number(a.bland_altman.lower)} to {number(a.bland_altman.upper)} {a.unit}",
+                 f"{number(a.bland_altman.mean_abs_diff)} {a.unit}", f"±{a.tolerance:g} {a.unit}",
                  "–" if a.passed is None else ("pass" if a.passed else "<b>FAIL</b>")] for a in pooled.measures]
         header = ["measure", "frames", "ICC(2,1)", "bias", "95% limits", "mean |difference|", "tolerance", ""]
         b = pooled.blinks
         per_video = []
         for f in result.fidelity:
             per_video.append(f"<h3>{e(f.source)}</h3>")
-            per_video.append(_table([[e(a.name), str(a.n), _num(a.icc), f"{_num(a.bland_altman.bias)} {a.unit}",
-                                      f"{_num(a.bland_altman.lower)} to {_num(a.bland_altman.upper)} {a.unit}",
-                                      f"{_num(a.bland_altman.mean_abs_diff)} {a.unit}",
+            per_video.append(_table([[e(a.name), str(a.n), number(a.icc), f"{number(a.bland_altman.bias)} {a.unit}",
+                                      f"{number(a.bland_altman.lower)} to {number(a.bland_altman.upper)} {a.unit}",
+                                      f"{number(a.bland_altman.mean_abs_diff)} {a.unit}",
                                       "–" if a.passed is None else ("pass" if a.passed else "<b>FAIL</b>")]
                                      for a in f.measures], header[:6] + [""]))
-            ny = "; ".join(f"{x.eye}: {_num(x.original_hz)} → {_num(x.masked_hz)} Hz "
+            ny = "; ".join(f"{x.eye}: {number(x.original_hz)} → {number(x.masked_hz)} Hz "
                            f"({'pass' if x.passed else 'FAIL'})" for x in f.nystagmus)
             per_video.append(f"<p>Blinks: {f.blinks.reference} in the original, {f.blinks.found} in the mask, "
-                             f"F1 {_num(f.blinks.f1)}. Nystagmus (– absent) {ny}.</p>")
+                             f"F1 {number(f.blinks.f1)}. Nystagmus (– absent) {ny}.</p>")
             key = f"series_{Path(f.source).stem}"
             if key in images:
                 per_video.append(_img(images[key], f"{f.source} time series"))
         fid = f"""<h2>Fidelity (dmask measure on original and mask)</h2>
 <p>Frames valid in both videos, all {pooled.videos} videos pooled. Pass: mean absolute difference within
 the tolerance. Blinks: {b.reference} in the originals, {b.found} in the masks, {b.matched} matched, F1
-{_num(b.f1)}. Nystagmus agrees (both absent, or frequency within 0.2 Hz) in {pooled.nystagmus_passed} of
+{number(b.f1)}. Nystagmus agrees (both absent, or frequency within 0.2 Hz) in {pooled.nystagmus_passed} of
 {pooled.nystagmus_eyes} eyes.</p>
 {_table(rows, header)}
 {_img(images["bland_altman"], "Bland-Altman") if "bland_altman" in images else ""}
@@ -196,7 +196,7 @@ Recognizer: dlib ResNet (face_recognition), match below 0.6.</p>
 <p>Probes: anonymized frames; references: other original frames of each video, plus the gallery. "Original box":
 the probe is embedded in the face box of the original frame, so a method cannot hide a face by making it
 undetectable. Lineups, Mask→Mask and verification use the original box. Original probes are accepted as themselves
-at 0.6 in {_pct(p.genuine_accept_at_match)} of frames.</p>
+at 0.6 in {percent(p.genuine_accept_at_match)} of frames.</p>
 {priv}
 {fid}
 <p><small>Written by dmask, schema {SCHEMA}.</small></p>

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..landmarks import LandmarkTracker
 from ..types import MaskOptions
 from . import fidelity as fid
-from .baselines import BASELINES, DMASK, METHODS, FaceFinder, anonymize_video, make_anonymizer
+from .baselines import BASELINES, DMASK, METHODS, anonymize_video, make_anonymizer
 from .privacy import Embedded, FaceEmbedder, Privacy, embed_frames, embed_gallery, landmark_box, sample_indices, \
     score_privacy
 
@@ -93,7 +94,7 @@ def audit_videos(pairs: Sequence[tuple[Path, Path]], gallery=None, options: Audi
     originals: list[Embedded] = []
     by_method: dict[str, list[Embedded]] = {m: [] for m in options.methods}
     fidelity = []
-    with FaceFinder() as finder:
+    with LandmarkTracker(video=False) as finder:
         anonymizers = {m: make_anonymizer(m, finder) for m in baselines}
         for done, (src, masked) in enumerate(pairs):
             src, masked = Path(src), Path(masked)
