@@ -35,10 +35,14 @@ FILTER_BLOCK = 64  # channels filtered at once
 # On long videos the neutral face and the landmark jitter come from at most this many frames, spread
 # over the video, so that memory does not grow with the video's length.
 MAX_STAT_FRAMES = 1000
-FRONTAL = np.diag([1.0, -1.0, -1.0])
+FRONTAL = np.diag([1.0, -1.0, -1.0])  # head space -> image space for a face looking at the camera
 # An eye turns about 50 degrees at most from the primary position; a fit beyond 60 comes from an iris
 # landmark near the rim of the model eyeball's silhouette, where a pixel of noise is tens of degrees.
-MAX_ECCENTRICITY_DEG = 60.0  # head space -> image space for a face looking at the camera
+MAX_ECCENTRICITY_DEG = 60.0
+# The iris's width sets the mm scale; it is read where it is seen least foreshortened: frames whose
+# eyes both turn less than this from the camera (cos 12 deg = 0.98), or at least this share of frames.
+FACING_CAMERA_DEG = 12.0
+FACING_CAMERA_SHARE = 0.2
 
 
 class FitError(ValueError):
@@ -138,9 +142,10 @@ def eyeball_centres(canthi_mm: np.ndarray, template: Template) -> np.ndarray:
 def fit_gaze(iris: np.ndarray, pose: Pose, centres: np.ndarray, radius: float) -> np.ndarray:
     """Gaze per eye per frame from the iris centre on a sphere eyeball.
 
-    The iris centre seen in the image is put on the camera-facing side of the eyeball sphere
-    (orthographic view, as MediaPipe's coordinates are); the direction from the centre to it,
-    rotated back into head space, is the gaze. Eyes are independent.
+    The iris centre seen in the image is put on the camera-facing side of a sphere about the eyeball
+    centre (orthographic view, as MediaPipe's coordinates are); the direction from the centre to it,
+    rotated back into head space, is the gaze. Eyes are independent. The radius is that of the
+    limbus plane (``topology.LIMBUS_DEPTH_MM``): the visible iris's centre, not the cornea's front.
     iris : (f, 2, 2) image-space iris centres (x, y); centres : (2, 3) head space in the pose's
     units; radius likewise. Returns (f, 2, 2) yaw, pitch degrees.
     """
@@ -150,6 +155,17 @@ def fit_gaze(iris: np.ndarray, pose: Pose, centres: np.ndarray, radius: float) -
     g_img = (front - c_img) / r_img[:, None, None]
     g_head = np.einsum("fji,fej->fei", pose.rotation, g_img)
     return geometry.gaze_angles(limit_eccentricity(g_head, MAX_ECCENTRICITY_DEG))
+
+
+def facing_camera(gaze: np.ndarray, pose: Pose) -> np.ndarray:
+    """(f, 2, 2) gaze degrees -> (f,) bool: the frames whose eyes turn least from the camera (both
+    within FACING_CAMERA_DEG, or else the FACING_CAMERA_SHARE least turned)."""
+    g_img = np.einsum("fij,fej->fei", pose.rotation, geometry.gaze_vector(gaze))
+    turn = np.degrees(np.arccos(np.clip(-g_img[..., 2], -1.0, 1.0))).max(axis=1)
+    chosen = turn <= FACING_CAMERA_DEG
+    if chosen.sum() < FACING_CAMERA_SHARE * len(turn):
+        chosen = turn <= np.quantile(turn, FACING_CAMERA_SHARE)
+    return chosen
 
 
 def limit_eccentricity(g: np.ndarray, max_deg: float) -> np.ndarray:
@@ -353,10 +369,14 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
         iris.append(pts[:, list(topology.IRIS_CENTRE), :2])
     pose = _pose_concat(poses)
     neutral = neutral_of(pose, np.concatenate(z))
-    mm_per_unit = topology.IRIS_DIAMETER_MM / float(np.median(np.concatenate(iris_d)))
-
-    centres_mm = eyeball_centres(np.concatenate(canthi) * mm_per_unit, template)
-    gaze = fit_gaze(np.concatenate(iris), pose, centres_mm / mm_per_unit, topology.EYEBALL_RADIUS_MM / mm_per_unit)
+    iris_d, canthi, iris = np.concatenate(iris_d), np.concatenate(canthi), np.concatenate(iris)
+    # The scale comes from the iris, which is seen narrower as the eye turns from the camera: taken
+    # from the frames where both eyes face it most (known after a first estimate from all frames).
+    mm_per_unit = topology.IRIS_DIAMETER_MM / float(np.median(iris_d))
+    for _ in range(2):
+        centres_mm = eyeball_centres(canthi * mm_per_unit, template)
+        gaze = fit_gaze(iris, pose, centres_mm / mm_per_unit, topology.LIMBUS_DEPTH_MM / mm_per_unit)
+        mm_per_unit = topology.IRIS_DIAMETER_MM / float(np.median(iris_d[facing_camera(gaze, pose)]))
     gaze = hold_closed_gaze(gaze, np.concatenate(opening))
     lids = np.concatenate(lids) * mm_per_unit
 

@@ -1,4 +1,5 @@
-"""Face landmarks: MediaPipe face mesh with iris (478 points), and face tracks across frames.
+"""Face landmarks: MediaPipe face mesh with iris (478 points), eyes refined from the pixels
+(``eyes.refine_eyes``), and face tracks across frames.
 
 The only module that imports mediapipe.
 """
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from .eyes import refine_eyes
 from .store import FrameStore
 from .topology import N_LANDMARKS
 from .types import FaceLandmarks, Track
@@ -70,7 +72,8 @@ class LandmarkTracker:
         self._tracked = 0  # faces tracked after the previous frame
 
     def __call__(self, image: np.ndarray) -> tuple[FaceLandmarks, ...]:
-        """image (H, W, 3) uint8 RGB -> the faces found, points (478, 3) in pixels."""
+        """image (H, W, 3) uint8 RGB -> the faces found, points (478, 3) in pixels, each eye's iris
+        and lid margins refined from the image."""
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image.shape} {image.dtype}")
         h, w = image.shape[:2]
@@ -86,6 +89,7 @@ class LandmarkTracker:
         for lms in result.multi_face_landmarks or ():
             pts = np.array([(p.x * w, p.y * h, p.z * w) for p in lms.landmark], dtype=np.float32)
             if pts.shape[0] == N_LANDMARKS and np.isfinite(pts).all():
+                pts = refine_eyes(image, pts)
                 faces.append(FaceLandmarks(points=pts, confidence=1.0))
         return tuple(faces)
 

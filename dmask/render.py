@@ -50,10 +50,9 @@ REFLEX_RADIUS_MM = 0.5  # corneal light reflex
 MOUTH_DEPTH = 0.4  # mouth interior's centre behind the inner lips, in eye radii
 # Lash lines: strips of fixed width (mm) along each lid margin, so the dark line stays thin however
 # far the lid skin stretches (a colour gradient over the lid triangles widened as the lid fell and
-# made half-closed eyes look open to a landmark detector). The lashes overhang the eyeball a little,
-# as real lashes do, so the lid edge is read at the margin and not above it.
+# made half-closed eyes look open to a landmark detector). In the open eye a strip starts at the lid
+# margin, so the edge of the opening that ``eyes.refine_lids`` finds is the lid itself.
 LASH_WIDTH_MM = (2.0, 1.4)  # upper, lower
-LASH_OVERHANG_MM = (0.6, 0.3)  # of that width, the part over the eye opening (open eye)
 # As the upper lid comes down over the cornea its tarsus rotates and the lashes, which point forward
 # and up in the open eye, point forward and down: seen from the front more of the lash line hangs
 # over the opening. The upper overhang grows by LASH_DROOP_MM times the share of the opening closed
@@ -209,8 +208,7 @@ def vertex_colours(triangles: np.ndarray) -> np.ndarray:
 def lash_strips(vertices: np.ndarray, up: np.ndarray, mm: float) -> np.ndarray:
     """Triangles (k, 3) of the lash lines: per eye, a strip along the upper lid margin reaching up
     and one along the lower reaching down, LASH_WIDTH_MM wide along the head's up direction ``up``
-    (3,) in image space, overhanging the opening by LASH_OVERHANG_MM (the upper one more as the lid
-    closes, see LASH_DROOP_MM).
+    (3,) in image space; the upper one hangs over the opening as the lid closes (LASH_DROOP_MM).
 
     vertices : (468, 3) image space; mm : pixels per millimetre.
     """
@@ -223,7 +221,7 @@ def lash_strips(vertices: np.ndarray, up: np.ndarray, mm: float) -> np.ndarray:
         closed = float(np.clip(1.0 - gap / LASH_OPEN_GAP_MM, 0.0, 1.0))
         droop = (LASH_DROOP_MM * closed, 0.0)
         for k, (lid, sign) in enumerate(((topology.UPPER_LID[eye], 1.0), (topology.LOWER_LID[eye], -1.0))):
-            p = vertices[list(lid)] + lift - sign * (LASH_OVERHANG_MM[k] + droop[k]) * mm * up
+            p = vertices[list(lid)] + lift - sign * droop[k] * mm * up
             q = p + sign * LASH_WIDTH_MM[k] * mm * up
             for j in range(len(lid) - 1):
                 tris += [p[j], q[j], p[j + 1], q[j], q[j + 1], p[j + 1]]

@@ -198,7 +198,7 @@ def ground_truth(spec: SynthSpec, fit: FaceFit, template: Template) -> SynthTrut
     n = fit.n_frames
     t = np.arange(n) / spec.fps
     centres = template.eye_centres()
-    iris = centres[None] + topology.EYEBALL_RADIUS_MM * geometry.gaze_vector(fit.gaze)  # (n, 2, 3)
+    iris = centres[None] + topology.LIMBUS_DEPTH_MM * geometry.gaze_vector(fit.gaze)  # (n, 2, 3) visible iris centre
     shapes = np.stack([head_shape(fit, i, template) for i in range(n)])  # (n, 468, 3)
     out = {k: np.zeros((n, 2)) for k in ("fissure_height", "fissure_width", "mrd1", "mrd2", "gap")}
     for e in range(2):
@@ -231,7 +231,7 @@ def synth_track(spec: SynthSpec, template: Template | None = None) -> tuple[Trac
     fit = synth_fit(spec, template)
     n = fit.n_frames
     centres = template.eye_centres()
-    pupils = centres[None] + topology.EYEBALL_RADIUS_MM * geometry.gaze_vector(fit.gaze)  # (n, 2, 3)
+    pupils = centres[None] + topology.LIMBUS_DEPTH_MM * geometry.gaze_vector(fit.gaze)  # (n, 2, 3) visible iris centre
     points = np.repeat(template.vertices[None], n, axis=0).copy()
     for i in range(n):
         points[i, : topology.N_MESH] = head_shape(fit, i, template)

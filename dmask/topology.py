@@ -56,6 +56,9 @@ STABLE = (
 # Head-space eye geometry (mm).
 IRIS_DIAMETER_MM = 11.7
 EYEBALL_RADIUS_MM = 12.0
+# The limbus (the visible iris's rim) lies on the eyeball, so the visible iris centre turns on this
+# smaller radius about the eyeball centre: sqrt(12^2 - 5.85^2) = 10.48 mm.
+LIMBUS_DEPTH_MM = float(np.sqrt(EYEBALL_RADIUS_MM ** 2 - (IRIS_DIAMETER_MM / 2) ** 2))
 
 
 def lid_ring(eye: int) -> tuple[int, ...]:

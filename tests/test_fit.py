@@ -22,7 +22,7 @@ def synthetic_face(gaze_deg, lid_drop_mm=(0.0, 0.0)):
         centre = mids[e] + TEMPLATE.iris_offset()[e] - [0, 0, topology.EYEBALL_RADIUS_MM]
         g = geometry.gaze_vector(np.asarray(gaze_deg[e], float))
         iris = [topology.IRIS_CENTRE[e], *topology.IRIS_RING[e]]
-        shape[iris] += centre + topology.EYEBALL_RADIUS_MM * g - shape[topology.IRIS_CENTRE[e]]
+        shape[iris] += centre + topology.LIMBUS_DEPTH_MM * g - shape[topology.IRIS_CENTRE[e]]
         upper = list(topology.LID_POINTS[e][: topology.N_UPPER])
         shape[upper, 1] -= lid_drop_mm[e]
     return shape

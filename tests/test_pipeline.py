@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from dmask import NoFaceError, load_params, mask_video
+from dmask import NoFaceError, load_params, mask_video, measure_video
 from dmask.measure import blinks, eye_signals
 from dmask.template import load_template
 from dmask.video import iter_frames
@@ -146,18 +146,22 @@ def test_lid_opening_and_every_blink_survive(name, masked, tracked):
 
 
 @pytest.mark.parametrize("name", ["lp_d0_gaze.mp4", "lp_d6_crosseyed.mp4"])
-def test_horizontal_gaze_of_each_eye_survives(name, masked, tracked):
+def test_horizontal_gaze_of_each_eye_survives(name, masked):
+    """Each eye's measured yaw (the eyeball model of ``measure``) on the mask follows the original's.
+    Not the raw iris landmark against the eye corners of the same frame: MediaPipe's corners drift
+    with the iris differently on real eyes and on the mask, which the fit's per-video eyeball centre
+    leaves out."""
     src, dst = masked(name)
-    a, b, both = eye_agreement(src, dst, tracked)
+    a, b = measure_video(src).frames, measure_video(dst).frames
+    both = a.valid.all(axis=1) & b.valid.all(axis=1)
+    assert both.sum() >= 0.5 * len(both)
     for e in range(2):
-        x, y = a.iris_x[both, e], b.iris_x[both, e]
+        x, y = a.gaze[both, e, 0], b.gaze[both, e, 0]
         r = np.corrcoef(x, y)[0, 1]
         slope = np.polyfit(x, y, 1)[0]
         assert r >= 0.9 and 0.85 <= slope <= 1.15, f"eye {e}: r = {r:.3f}, slope = {slope:.2f}"
-    if name.startswith("lp_d6"):
-        diff_a = a.iris_x[both, 0] - a.iris_x[both, 1]
-        diff_b = b.iris_x[both, 0] - b.iris_x[both, 1]
-        assert np.corrcoef(diff_a, diff_b)[0, 1] >= 0.8  # the strabismus: the eyes' difference
+    if name.startswith("lp_d6"):  # the strabismus: the eyes' difference
+        assert np.corrcoef(a.deviation[both, 0], b.deviation[both, 0])[0, 1] >= 0.8
 
 
 def test_params_file_rerenders_the_same_video_and_holds_no_identity(masked, tmp_path):

@@ -243,8 +243,7 @@ def test_several_faces_and_invalid_input(renderer, big_face, triangles):
 
 
 def test_upper_lash_line_hangs_further_over_the_opening_as_the_lid_closes():
-    from dmask.render import (LASH_DROOP_MM, LASH_LIFT_MM, LASH_OPEN_GAP_MM, LASH_OVERHANG_MM, LASH_WIDTH_MM,
-                              lash_strips)
+    from dmask.render import LASH_DROOP_MM, LASH_LIFT_MM, LASH_OPEN_GAP_MM, LASH_WIDTH_MM, lash_strips
 
     mm = 4.0  # pixels per millimetre
     up = np.array([0.0, -1.0, 0.0])  # the head's up in the image: a frontal face
@@ -266,7 +265,7 @@ def test_upper_lash_line_hangs_further_over_the_opening_as_the_lid_closes():
     for gap, closed in ((LASH_OPEN_GAP_MM, 0.0), (LASH_OPEN_GAP_MM + 2, 0.0), (LASH_OPEN_GAP_MM / 2, 0.5)):
         (u0, u1), (l0, l1) = strips(gap)
         margin = 100.0 - gap * mm
-        overhang = LASH_OVERHANG_MM[0] + closed * LASH_DROOP_MM  # below the upper margin, into the opening
+        overhang = closed * LASH_DROOP_MM  # below the upper margin, into the opening; none when open
         assert u1 == pytest.approx(margin + overhang * mm) and u1 - u0 == pytest.approx(LASH_WIDTH_MM[0] * mm)
-        # The lower lash line does not move with the upper lid.
-        assert l0 == pytest.approx(100.0 - LASH_OVERHANG_MM[1] * mm) and l1 - l0 == pytest.approx(LASH_WIDTH_MM[1] * mm)
+        # The lower lash line starts at the lower margin and does not move with the upper lid.
+        assert l0 == pytest.approx(100.0) and l1 - l0 == pytest.approx(LASH_WIDTH_MM[1] * mm)

@@ -1,0 +1,299 @@
+"""Eye landmarks refined from the pixels: the limbus circle and the lid margins.
+
+MediaPipe's eye points carry a strong shape prior: on real eyes warped by a known amount they follow
+15-34 % of a lowered lid and ~15 % (vertical) to 50 % (horizontal) of an iris shift, and on the mask
+the same. Millimetre-level lid heights and degree-level gaze need the edges themselves, so each eye
+is re-fitted to its image after MediaPipe: the iris centre to the limbus (``refine_iris``), then each
+lid-margin point along the lid's normal to the edge of the eye opening (``refine_lids``).
+Pure numpy and OpenCV image sampling; no model.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from . import topology
+
+# Iris refinement (``refine_iris``): each iris centre re-fitted to the limbus (the dark-iris /
+# bright-sclera edge) inside the lid opening. Lengths in MediaPipe iris radii unless marked px.
+# When MediaPipe's points are kept (the fit is taken as unreliable):
+IRIS_MIN_RADIUS_PX = 4.0  # iris radius below this: a tiny face, too few pixels
+IRIS_MIN_OPENING = 0.5  # mid-lid gap below this many iris diameters: eye closed or nearly
+IRIS_GLARE_LEVEL = 245.0  # grey level (0-255) taken as glare (glasses, lamps)
+IRIS_MAX_GLARE = 0.25  # share of glare pixels in MediaPipe's iris disc (inside the opening) above this
+IRIS_MIN_ARC = 0.3  # a circle with fewer of its edge samples inside the opening is not considered
+IRIS_MIN_SIDE_ARC = 0.25  # the fitted circle shows fewer of either side's (left, right) samples
+IRIS_MIN_CONTRAST = 8.0  # the mean grey step across either side of the fitted edge is below this
+IRIS_MAX_SHIFT = 0.45  # the fit lands farther than this from MediaPipe's centre
+# The fit:
+IRIS_SEARCH = 0.5  # the centre is searched this far from MediaPipe's, in x and in y
+IRIS_RADIUS_RANGE = (0.9, 1.1)  # circle radii tried, around MediaPipe's; the ring takes the fitted one
+IRIS_ARC_HALF_ANGLE_DEG = 60.0  # edge arcs used, around the left and the right of the circle
+IRIS_N_ANGLES = 16  # edge samples per arc
+IRIS_EDGE_STEP = 0.05  # half the radial step across the edge ... (narrow: a wide step has a flat top, and a
+#                        sharp edge moving less than it would not move the fit)
+IRIS_EDGE_STEP_MIN_PX = 0.6  # ... at least this
+IRIS_BLUR_PX = 1.0  # Gaussian blur of the grey image (sigma) before the edge is sampled
+IRIS_LID_MARGIN = 0.12  # edge samples stay this far inside the lid contour (lashes, lid shadow), >= 1 px
+IRIS_Y_PRIOR = 1.0  # vertical offsets from MediaPipe's centre cost this x (dy / r)^2 of the best score:
+#                     the side arcs fix x well but y only weakly (upper and lower limbus under the lids)
+IRIS_N_RADII = 5  # radii tried in the first round (3 in each later one; the step halves each round)
+IRIS_FINAL_STEP_PX = 0.6  # the coarse-to-fine search stops at this grid step (then a parabola)
+
+
+def refine_eyes(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Both refinements, iris first (the lids use it to know what lies under each lid point).
+
+    image : (H, W, 3) uint8 RGB; points : (478, 3) image pixels. Returns a new (478, 3) float32 array.
+    """
+    return refine_lids(image, refine_iris(image, points))
+
+
+def refine_iris(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Re-estimate each iris centre and radius from the limbus edge in the image (a Daugman-style
+    circular edge fit): the ring points move with the centre and scale to the fitted radius (the mm
+    scale comes from it).
+
+    image : (H, W, 3) uint8 RGB; points : (478, 3) image pixels. Returns a new array; an eye whose
+    fit is unreliable (see ``iris_circle``) keeps MediaPipe's points.
+    """
+    out = np.array(points, dtype=np.float32, copy=True)
+    for eye in range(2):
+        fitted = iris_circle(image, points, eye)
+        if fitted is not None:
+            shift, scale = fitted
+            c = out[topology.IRIS_CENTRE[eye], :2].copy()
+            ring = list(topology.IRIS_RING[eye])
+            out[ring, :2] = c + shift + (out[ring, :2] - c) * scale
+            out[topology.IRIS_CENTRE[eye], :2] = c + shift
+    return out
+
+
+def _arc_angles() -> np.ndarray:
+    half = np.radians(IRIS_ARC_HALF_ANGLE_DEG)
+    a = np.linspace(-half, half, IRIS_N_ANGLES)
+    return np.concatenate([a, a + np.pi])
+
+
+def _grid(half: int, n_radii: int) -> np.ndarray:
+    """(n, 3) integer steps (x, y, radius) of a search grid: x and y in -half..half, n_radii radii."""
+    r = np.arange(-half, half + 1)
+    x, y, k = np.meshgrid(r, r, np.arange(n_radii) - n_radii // 2, indexing="ij")
+    return np.stack([x.ravel(), y.ravel(), k.ravel()], axis=1).astype(np.float64)
+
+
+_COARSE_HALF, _FINE_HALF, _FINE_RADII = 3, 2, 3
+_GRID_COARSE, _GRID_FINE = _grid(_COARSE_HALF, IRIS_N_RADII), _grid(_FINE_HALF, _FINE_RADII)
+_GRID_INDEX = [{tuple(g): i for i, g in enumerate(grid)} for grid in (_GRID_COARSE, _GRID_FINE)]
+_NEIGHBOURS = (((-1, 0, 0), (1, 0, 0)), ((0, -1, 0), (0, 1, 0)))
+_ANGLES = _arc_angles()
+_UNIT = np.stack([np.cos(_ANGLES), np.sin(_ANGLES)], axis=1).astype(np.float32)  # (A, 2)
+
+
+def iris_circle(image: np.ndarray, points: np.ndarray, eye: int) -> tuple[np.ndarray, float] | None:
+    """The image shift (dx, dy) px of one eye's iris centre and the ratio of radii (fitted over
+    MediaPipe's) that put a circle on the limbus, or None where the fit is unreliable.
+
+    A circle of radius within ``IRIS_RADIUS_RANGE`` of MediaPipe's is placed where the grey step across
+    it (outside minus inside), summed over its left and right arcs, is largest less the vertical prior
+    ``IRIS_Y_PRIOR``; only edge samples inside the lid opening (pulled in by ``IRIS_LID_MARGIN``) count,
+    as the upper and lower limbus are mostly under the lids. Searched coarse to fine within
+    ``IRIS_SEARCH`` of MediaPipe's centre. None (keep MediaPipe's points) when: the iris radius is below
+    ``IRIS_MIN_RADIUS_PX``; the mid-lid gap is below ``IRIS_MIN_OPENING`` iris diameters; glare covers
+    more than ``IRIS_MAX_GLARE`` of the iris disc; no circle shows ``IRIS_MIN_ARC`` of its samples;
+    the fitted circle shows less than ``IRIS_MIN_SIDE_ARC`` of either side or a mean step below
+    ``IRIS_MIN_CONTRAST`` there (a flat patch, an eye turned into its corner); or it lies more than
+    ``IRIS_MAX_SHIFT`` radii from MediaPipe's centre.
+    """
+    p = np.asarray(points, dtype=np.float64)[:, :2]
+    c0 = p[topology.IRIS_CENTRE[eye]]
+    ring = p[list(topology.IRIS_RING[eye])]
+    r0 = (np.linalg.norm(ring[0] - ring[2]) + np.linalg.norm(ring[1] - ring[3])) / 4
+    if not np.isfinite(r0) or r0 < IRIS_MIN_RADIUS_PX:
+        return None
+    gap = np.linalg.norm(p[topology.MID_UPPER[eye]] - p[topology.MID_LOWER[eye]])
+    if gap < IRIS_MIN_OPENING * 2 * r0:
+        return None
+    lids = p[list(topology.lid_ring(eye))]
+
+    # Crop around the opening and the search region.
+    h, w = image.shape[:2]
+    step = max(IRIS_EDGE_STEP * r0, IRIS_EDGE_STEP_MIN_PX)
+    reach = (IRIS_SEARCH + IRIS_RADIUS_RANGE[1]) * r0 + step + 2
+    lo = np.floor(np.minimum(lids.min(axis=0), c0 - reach)).astype(int)
+    hi = np.ceil(np.maximum(lids.max(axis=0), c0 + reach)).astype(int) + 1
+    x0, y0 = max(lo[0], 0), max(lo[1], 0)
+    x1, y1 = min(hi[0], w), min(hi[1], h)
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return None
+
+    grey = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    grey = cv2.GaussianBlur(grey, (0, 0), IRIS_BLUR_PX)
+    # The opening (pixel centres at +0.5), pulled in from the lids by a margin.
+    opening = np.zeros(grey.shape, np.uint8)
+    poly = np.round((lids - (x0, y0) - 0.5) * 4).astype(np.int32)
+    cv2.fillPoly(opening, [poly], 1, lineType=cv2.LINE_8, shift=2)
+    margin = int(round(max(IRIS_LID_MARGIN * r0, 1.0)))
+    opening = cv2.erode(opening, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2))
+
+    # Glare over the iris (glasses, lamps) hides the limbus.
+    yy, xx = np.ogrid[y0:y1, x0:x1]
+    disc = ((xx + 0.5 - c0[0]) ** 2 + (yy + 0.5 - c0[1]) ** 2 < r0 ** 2) & (opening > 0)
+    n_disc = np.count_nonzero(disc)
+    if n_disc and np.count_nonzero(grey[disc] >= IRIS_GLARE_LEVEL) > IRIS_MAX_GLARE * n_disc:
+        return None
+
+    planes = cv2.merge([grey, opening.astype(np.float32)])  # sampled together
+    origin = np.array([x0 + 0.5, y0 + 0.5])  # image coordinates of crop pixel (0, 0)'s centre
+    min_seen = IRIS_MIN_ARC * len(_ANGLES)
+
+    def edge(offsets: np.ndarray, radii: np.ndarray):
+        """offsets (K, 2) from c0, radii (K,) -> grey step across the circle, outside minus inside,
+        (K, A), and whether both of its samples lie in the opening (K, A)."""
+        k = len(offsets)
+        c = (c0 - origin + offsets).astype(np.float32)
+        rr = np.concatenate([radii + step, radii - step]).astype(np.float32)[:, None]  # out then in
+        mx = np.tile(c[:, :1], (2, 1)) + rr * _UNIT[:, 0]  # (2K, A)
+        my = np.tile(c[:, 1:], (2, 1)) + rr * _UNIT[:, 1]
+        v = cv2.remap(planes, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        seen = (v[:k, :, 1] > 0.5) & (v[k:, :, 1] > 0.5)
+        return np.where(seen, v[:k, :, 0] - v[k:, :, 0], 0.0), seen
+
+    def score(offsets: np.ndarray, radii: np.ndarray) -> np.ndarray:
+        """The grey step summed over the visible edge samples over the number of samples (K,), -inf
+        where too few are visible. Hidden samples count as no edge, so a circle is not rewarded for
+        hiding its weak parts under the lids (a mean over the visible samples drifts into lash lines)."""
+        steps, seen = edge(offsets, radii)
+        n = np.count_nonzero(seen, axis=1)
+        return np.where(n >= min_seen, steps.sum(axis=1) / len(_ANGLES), -np.inf)
+
+    # Coarse to fine: a grid of centres and radii around the best so far, halving the step each
+    # round; then a parabola through the last round's best and its neighbours places it to a
+    # fraction of the step, along x and along y.
+    rmin, rmax = IRIS_RADIUS_RANGE[0] * r0, IRIS_RADIUS_RANGE[1] * r0
+    off, rad, scale = np.zeros(2), r0, None
+    grid, grid_step = _GRID_COARSE, IRIS_SEARCH * r0 / _COARSE_HALF
+    r_step = (rmax - rmin) / (IRIS_N_RADII - 1)
+    while True:
+        offsets = off + grid[:, :2] * grid_step
+        s = score(offsets, np.clip(rad + grid[:, 2] * r_step, rmin, rmax))
+        if scale is None:
+            scale = max(float(np.max(s)), 0.0)
+        s = s - IRIS_Y_PRIOR * scale * (offsets[:, 1] / r0) ** 2
+        i = int(np.argmax(s))
+        if not np.isfinite(s[i]):
+            return None
+        off, rad = offsets[i], float(np.clip(rad + grid[i, 2] * r_step, rmin, rmax))
+        if grid_step <= IRIS_FINAL_STEP_PX:
+            break
+        grid, grid_step, r_step = _GRID_FINE, grid_step / 2, r_step / 2
+    off = off.copy()
+    for axis in range(2):
+        nb = [_GRID_INDEX[grid is _GRID_FINE].get(tuple(np.add(grid[i], d))) for d in _NEIGHBOURS[axis]]
+        if None not in nb:
+            lo_, hi_ = s[nb[0]], s[nb[1]]
+            den = lo_ - 2 * s[i] + hi_
+            if np.isfinite(den) and den < 0:
+                off[axis] += float(np.clip(0.5 * (lo_ - hi_) / den, -0.5, 0.5)) * grid_step
+
+    if np.linalg.norm(off) > IRIS_MAX_SHIFT * r0:
+        return None
+    # Both sides of the limbus must be seen, with a clear step: with one side only (an eye turned
+    # into its corner) the circle slides along that arc.
+    steps, seen = edge(off[None], np.array([rad]))
+    for side in (slice(0, IRIS_N_ANGLES), slice(IRIS_N_ANGLES, None)):
+        n = np.count_nonzero(seen[0, side])
+        if n < IRIS_MIN_SIDE_ARC * IRIS_N_ANGLES or steps[0, side].sum() < IRIS_MIN_CONTRAST * n:
+            return None
+    return off, rad / r0
+
+
+
+# Lid refinement (``refine_lids``): each lid-margin point moved along the lid's normal to the edge of
+# the eye opening. Lengths in iris radii unless marked px.
+LID_SEARCH = 0.35  # searched this far either side of MediaPipe's point
+LID_EDGE_STEP = 0.06  # half the step across the edge, at least IRIS_EDGE_STEP_MIN_PX
+LID_SAMPLE_PX = 0.25  # spacing of the samples along the normal
+LID_MIN_CONTRAST = 10.0  # grey step (0-255) below which a point keeps MediaPipe's place
+LID_MIN_OPENING = 0.3  # mid-lid gap below this many iris diameters: eye (nearly) closed, not refined
+LID_MIN_POINTS = 3  # a lid with fewer edge points found keeps MediaPipe's points
+
+
+def refine_lids(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Move each eye's lid-margin points (``topology.LID_POINTS``) along the lid's normal to the edge of
+    the eye opening.
+
+    The margin is where the opening (bright sclera, or the iris) meets the lid: seen from inside the
+    opening outward, the grey level falls over the sclera (into lashes, lid shadow) and, for the lower
+    lid, rises over the iris (onto skin). Each point takes the strongest step of its expected sign
+    within ``LID_SEARCH`` of MediaPipe's place; the per-point shifts are then fitted by a quadratic
+    along the eye (weighted by step strength), so that one wrong edge moves no point on its own, and
+    points over a weak edge follow their neighbours. The corners are kept. An eye that is (nearly)
+    closed, small, or shows too few edges keeps MediaPipe's points.
+
+    image : (H, W, 3) uint8 RGB; points : (478, 3) image pixels. Returns a new array.
+    """
+    out = np.array(points, dtype=np.float32, copy=True)
+    grey = None
+    for eye in range(2):
+        p = np.asarray(points, dtype=np.float64)[:, :2]
+        ring = p[list(topology.IRIS_RING[eye])]
+        r = (np.linalg.norm(ring[0] - ring[2]) + np.linalg.norm(ring[1] - ring[3])) / 4
+        gap = np.linalg.norm(p[topology.MID_UPPER[eye]] - p[topology.MID_LOWER[eye]])
+        if not np.isfinite(r) or r < IRIS_MIN_RADIUS_PX or gap < LID_MIN_OPENING * 2 * r:
+            continue
+        if grey is None:
+            grey = cv2.GaussianBlur(cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+                                    .astype(np.float32), (0, 0), IRIS_BLUR_PX)
+        shifts = lid_shifts(grey, p, eye, r)
+        if shifts is not None:
+            out[list(topology.LID_POINTS[eye]), :2] += shifts.astype(np.float32)
+    return out
+
+
+def lid_shifts(grey: np.ndarray, p: np.ndarray, eye: int, r: float) -> np.ndarray | None:
+    """(14, 2) image shifts of one eye's lid points (7 upper, 7 lower), or None. grey : (H, W) float32
+    blurred; p : (478, 2) pixels; r : iris radius px."""
+    outer, inner = p[topology.OUTER_CORNER[eye]], p[topology.INNER_CORNER[eye]]
+    axis = (inner - outer) / max(np.linalg.norm(inner - outer), 1e-9)
+    normal = np.array([axis[1], -axis[0]])
+    lid = p[list(topology.LID_POINTS[eye])]
+    n_up = topology.N_UPPER
+    if (lid[:n_up] - lid[n_up:]).mean(axis=0) @ normal < 0:
+        normal = -normal  # pointing from the lower lid to the upper
+    iris_c = p[topology.IRIS_CENTRE[eye]]
+    along_iris = (lid - iris_c) @ axis  # (14,) position along the eye relative to the iris centre
+    over_iris = np.abs(along_iris) < 0.8 * r
+
+    h = max(LID_EDGE_STEP * r, IRIS_EDGE_STEP_MIN_PX)
+    t = np.arange(-LID_SEARCH * r, LID_SEARCH * r + 1e-9, LID_SAMPLE_PX)  # (T,)
+    # Outward from the opening: +normal for the upper lid, -normal for the lower.
+    outward = np.where(np.arange(len(lid)) < n_up, 1.0, -1.0)[:, None] * normal  # (14, 2)
+    tt = np.concatenate([t - h, t + h])  # inner then outer sample of each step
+    xy = lid[:, None, :] + tt[None, :, None] * outward[:, None, :]  # (14, 2T, 2)
+    v = cv2.remap(grey, xy[..., 0].astype(np.float32) - 0.5, xy[..., 1].astype(np.float32) - 0.5,
+                  cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    step = v[:, : len(t)] - v[:, len(t):]  # inner minus outer: > 0 where it darkens outward
+    best = np.argmax(step, axis=1)
+    strength = step[np.arange(len(lid)), best]
+    found = (strength >= LID_MIN_CONTRAST) & (best > 0) & (best < len(t) - 1) & ~over_iris
+    offset = t[best].astype(np.float64)
+    for k in np.flatnonzero(found):  # parabola through the peak and its neighbours
+        a, b, c = step[k, best[k] - 1], step[k, best[k]], step[k, best[k] + 1]
+        den = a - 2 * b + c
+        if den < 0:
+            offset[k] += float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) * LID_SAMPLE_PX
+
+    # Per lid, a straight line along the eye through the found offsets (weighted by step strength):
+    # a common shift and a tilt, read over the sclera on both sides of the iris.
+    shifts = np.zeros((len(lid), 2))
+    u = (lid - (outer + inner) / 2) @ axis / max(np.linalg.norm(inner - outer) / 2, 1e-9)  # -1..1
+    for rows in (np.arange(n_up), np.arange(n_up, len(lid))):
+        k = rows[found[rows]]
+        if len(k) < LID_MIN_POINTS or not ((along_iris[k] < 0).any() and (along_iris[k] > 0).any()):
+            continue
+        basis = np.stack([np.ones(len(k)), u[k]], axis=1)
+        w = np.sqrt(strength[k])
+        coef, *_ = np.linalg.lstsq(basis * w[:, None], offset[k] * w, rcond=None)
+        shifts[rows] = (coef[0] + coef[1] * u[rows])[:, None] * outward[rows]
+    return shifts

@@ -1,0 +1,182 @@
+"""Eye refinement from pixels (dmask.eyes): the limbus fit and the lid margins, on drawn eyes whose iris
+centre, iris radius and lid margins are known."""
+import numpy as np
+import pytest
+
+from dmask import topology
+from dmask.eyes import IRIS_MAX_SHIFT, refine_eyes, refine_iris, refine_lids
+
+H, W = 160, 240
+CX, CY = 120.0, 80.0  # centre of the drawn eye opening
+HALF_WIDTH = 40.0  # corner to corner / 2
+RADIUS = 12.0  # iris radius, px
+
+
+def lid_points(half_height: float) -> tuple[np.ndarray, np.ndarray]:
+    """Upper and lower lid margins, outer (image-left) corner to inner corner, 9 points each."""
+    x = np.linspace(CX - HALF_WIDTH, CX + HALF_WIDTH, 9)
+    bulge = half_height * (1 - ((x - CX) / HALF_WIDTH) ** 2)
+    return np.stack([x, CY - bulge], 1), np.stack([x, CY + bulge], 1)
+
+
+def draw_eye(iris_centre, half_height=10.0, radius=RADIUS, noise=3.0, glare=False, flat=False, seed=0):
+    """An RGB eye: skin, a white sclera inside the lids, a dark iris (radius px) with a pupil and a
+    catchlight, slightly blurred and noisy. Drawn at 4x and averaged (anti-aliased edges)."""
+    if flat:
+        return np.full((H, W, 3), 128, np.uint8)
+    s = 4
+    ys, xs = np.mgrid[0:H * s, 0:W * s]
+    x, y = (xs + 0.5) / s, (ys + 0.5) / s
+    t = np.clip((x - CX) / HALF_WIDTH, -1, 1)
+    bulge = half_height * (1 - t ** 2)
+    opening = (np.abs(x - CX) < HALF_WIDTH) & (np.abs(y - CY) < bulge)
+    d = np.hypot(x - iris_centre[0], y - iris_centre[1])
+    img = np.empty((H * s, W * s, 3))
+    img[:] = (200, 160, 140)  # skin
+    eye = np.where((d < radius)[..., None], (70, 45, 30), (225, 220, 215))
+    eye = np.where((d < radius * 0.35)[..., None], (15, 12, 10), eye)
+    catch = np.hypot(x - iris_centre[0] - 2, y - iris_centre[1] + 2) < 1.2
+    eye = np.where(catch[..., None], (250, 250, 250), eye)
+    if glare:
+        eye = np.where((d < radius * 1.2)[..., None], (255, 255, 255), eye)
+    img = np.where(opening[..., None], eye, img)
+    img = img.reshape(H, s, W, s, 3).mean(axis=(1, 3))
+    from scipy.ndimage import gaussian_filter
+
+    img = gaussian_filter(img, (0.6, 0.6, 0))
+    img += np.random.default_rng(seed).normal(0, noise, img.shape)
+    return np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+
+def face_points(iris_centre, half_height=10.0, radius=RADIUS) -> np.ndarray:
+    """Landmarks with eye 0 (image left eye) on the drawn eye; eye 1's points are left at zero."""
+    p = np.zeros((topology.N_LANDMARKS, 3), np.float32)
+    upper, lower = lid_points(half_height)
+    p[list(topology.UPPER_LID[0]), :2] = upper
+    p[list(topology.LOWER_LID[0]), :2] = lower
+    cx, cy = iris_centre
+    p[topology.IRIS_CENTRE[0], :2] = cx, cy
+    # right, top, left, bottom in the image
+    ring = [(cx + radius, cy), (cx, cy - radius), (cx - radius, cy), (cx, cy + radius)]
+    p[list(topology.IRIS_RING[0]), :2] = ring
+    p[topology.IRIS_CENTRE[0], 2] = -3.0
+    return p
+
+
+def centre(p: np.ndarray) -> np.ndarray:
+    return p[topology.IRIS_CENTRE[0], :2].astype(float)
+
+
+TRUE = (CX + 5.0, CY + 1.5)  # the drawn iris, looking to the image right and a little down
+GUESS = (CX + 1.5, CY - 1.0)  # where MediaPipe reads it: a fraction of the turn, as it does
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_refined_centre_lands_on_the_drawn_iris(seed):
+    img = draw_eye(TRUE, seed=seed)
+    p = face_points(GUESS, radius=RADIUS * 1.05)  # MediaPipe's radius a little off too
+    out = refine_iris(img, p)
+    before = np.linalg.norm(centre(p) - TRUE)
+    after = np.linalg.norm(centre(out) - TRUE)
+    assert after < 0.6  # px; 0.05 iris radii
+    assert after < before / 5
+
+
+def test_ring_moves_with_the_centre_and_takes_the_drawn_size():
+    img = draw_eye(TRUE)
+    p = face_points(GUESS, radius=RADIUS * 1.06)
+    out = refine_iris(img, p)
+    c = centre(out)
+    ring = list(topology.IRIS_RING[0])
+    radii = np.linalg.norm(out[ring, :2] - c, axis=1)
+    np.testing.assert_allclose(radii, RADIUS, atol=0.4)  # px
+    np.testing.assert_array_equal(out[:, 2], p[:, 2])  # depth untouched
+    others = np.ones(len(p), bool)
+    others[[topology.IRIS_CENTRE[0], *ring]] = False
+    np.testing.assert_array_equal(out[others], p[others])  # lids, mesh, the empty second eye
+
+
+def test_a_centred_iris_stays_put():
+    img = draw_eye((CX, CY))
+    p = face_points((CX, CY))
+    assert np.linalg.norm(centre(refine_iris(img, p)) - (CX, CY)) < 0.5
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        dict(half_height=1.0),  # eye closed: a slit narrower than the iris
+        dict(half_height=4.0),  # nearly closed
+        dict(flat=True),  # no edge at all
+        dict(glare=True),  # glasses glare over the iris
+        dict(radius=3.0),  # a tiny face: too few pixels
+    ],
+)
+def test_unreliable_fits_keep_mediapipes_points(case):
+    radius = case.get("radius", RADIUS)
+    hh = case.get("half_height", 10.0)
+    img = draw_eye(TRUE, **case)
+    p = face_points(GUESS, half_height=hh, radius=radius)
+    np.testing.assert_array_equal(refine_iris(img, p), p)
+
+
+def test_a_fit_far_from_mediapipe_is_rejected():
+    # The iris is drawn a full radius from MediaPipe's estimate, beyond IRIS_MAX_SHIFT: the points stay.
+    assert IRIS_MAX_SHIFT < 1.0
+    img = draw_eye((CX + RADIUS, CY))
+    p = face_points((CX, CY))
+    np.testing.assert_array_equal(refine_iris(img, p), p)
+
+
+def lid_error(p: np.ndarray, half_height: float) -> np.ndarray:
+    """(14,) distance (px) of each lid point of eye 0 from the drawn margin at its x, + outward."""
+    upper, lower = lid_points(half_height)
+    lid = p[list(topology.LID_POINTS[0]), :2].astype(float)
+    up = np.interp(lid[:7, 0], upper[:, 0], upper[:, 1]) - lid[:7, 1]
+    down = lid[7:, 1] - np.interp(lid[7:, 0], lower[:, 0], lower[:, 1])
+    return np.concatenate([up, down])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("offset", [(-2.0, 1.5), (1.5, -1.0)])
+def test_lid_points_move_onto_the_drawn_margins(seed, offset):
+    """MediaPipe's lids placed off the drawn ones (upper moved up by offset[0] px, lower down by
+    offset[1]) come back onto the margins, over the sclera and over the iris alike."""
+    hh = 11.0
+    img = draw_eye(TRUE, half_height=hh, radius=9.0, seed=seed)
+    p = face_points(TRUE, half_height=hh, radius=9.0)
+    p[list(topology.LID_POINTS[0][:7]), 1] -= offset[0]
+    p[list(topology.LID_POINTS[0][7:]), 1] += offset[1]
+    before = np.abs(lid_error(p, hh))
+    after = np.abs(lid_error(refine_lids(img, p), hh))
+    assert before.min() >= 0.9
+    assert after.max() < 0.6, after.round(2)
+
+
+def test_lids_keep_their_corners_and_x():
+    img = draw_eye(TRUE, half_height=11.0, radius=9.0)
+    p = face_points(TRUE, half_height=11.0, radius=9.0)
+    p[list(topology.LID_POINTS[0][:7]), 1] -= 2.0
+    out = refine_lids(img, p)
+    lid = list(topology.LID_POINTS[0])
+    np.testing.assert_array_equal(out[lid, 0], p[lid, 0])  # only along the normal: here, y
+    others = np.ones(len(p), bool)
+    others[lid] = False
+    np.testing.assert_array_equal(out[others], p[others])  # corners, iris, the empty second eye
+
+
+@pytest.mark.parametrize("case", [dict(half_height=1.0), dict(flat=True), dict(radius=3.0)])
+def test_unreliable_lids_keep_mediapipes_points(case):
+    radius = case.get("radius", RADIUS)
+    hh = case.get("half_height", 10.0)
+    img = draw_eye(TRUE, **case)
+    p = face_points(TRUE, half_height=hh, radius=radius)
+    p[list(topology.LID_POINTS[0][:7]), 1] -= 1.5
+    np.testing.assert_array_equal(refine_lids(img, p), p)
+
+
+def test_refine_eyes_is_the_iris_then_the_lids():
+    img = draw_eye(TRUE, half_height=11.0, radius=9.0)
+    p = face_points(GUESS, half_height=11.0, radius=9.0)
+    p[list(topology.LID_POINTS[0][:7]), 1] -= 1.5
+    np.testing.assert_array_equal(refine_eyes(img, p), refine_lids(img, refine_iris(img, p)))
