@@ -226,34 +226,40 @@ def refine_lids(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     The margin is where the opening (bright sclera, or the iris) meets the lid: seen from inside the
     opening outward, the grey level falls over the sclera (into lashes, lid shadow) and, for the lower
     lid, rises over the iris (onto skin). Each point takes the strongest step of its expected sign
-    within ``LID_SEARCH`` of MediaPipe's place; the per-point shifts are then fitted by a quadratic
-    along the eye (weighted by step strength), so that one wrong edge moves no point on its own, and
-    points over a weak edge follow their neighbours. The corners are kept. An eye that is (nearly)
-    closed, small, or shows too few edges keeps MediaPipe's points.
+    within ``LID_SEARCH`` of MediaPipe's place. Over the iris the lid meets an edge as dark as itself
+    and the iris's own rings give stronger ones, so only the points over the sclera are read; per lid
+    a straight line along the eye (a common shift and a tilt, weighted by step strength) through
+    their shifts then moves every point, the ones over the iris included, and no point moves on its
+    own edge alone. The corners are kept. An eye that is (nearly) closed, small, or shows too few
+    edges on either side of the iris keeps MediaPipe's points.
 
     image : (H, W, 3) uint8 RGB; points : (478, 3) image pixels. Returns a new array.
     """
     out = np.array(points, dtype=np.float32, copy=True)
-    grey = None
+    p = np.asarray(points, dtype=np.float64)[:, :2]
+    h, w = image.shape[:2]
     for eye in range(2):
-        p = np.asarray(points, dtype=np.float64)[:, :2]
         ring = p[list(topology.IRIS_RING[eye])]
         r = (np.linalg.norm(ring[0] - ring[2]) + np.linalg.norm(ring[1] - ring[3])) / 4
         gap = np.linalg.norm(p[topology.MID_UPPER[eye]] - p[topology.MID_LOWER[eye]])
         if not np.isfinite(r) or r < IRIS_MIN_RADIUS_PX or gap < LID_MIN_OPENING * 2 * r:
             continue
-        if grey is None:
-            grey = cv2.GaussianBlur(cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
-                                    .astype(np.float32), (0, 0), IRIS_BLUR_PX)
-        shifts = lid_shifts(grey, p, eye, r)
-        if shifts is not None:
-            out[list(topology.LID_POINTS[eye]), :2] += shifts.astype(np.float32)
+        lids = p[list(topology.lid_ring(eye))]
+        reach = (LID_SEARCH + LID_EDGE_STEP) * r + IRIS_EDGE_STEP_MIN_PX + 3
+        x0, y0 = np.maximum(np.floor(lids.min(axis=0) - reach).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(lids.max(axis=0) + reach).astype(int) + 1, (w, h))
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            continue
+        grey = cv2.GaussianBlur(cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
+                                .astype(np.float32), (0, 0), IRIS_BLUR_PX)
+        shifts = lid_shifts(grey, p - (x0, y0), eye, r)
+        out[list(topology.LID_POINTS[eye]), :2] += shifts.astype(np.float32)
     return out
 
 
-def lid_shifts(grey: np.ndarray, p: np.ndarray, eye: int, r: float) -> np.ndarray | None:
-    """(14, 2) image shifts of one eye's lid points (7 upper, 7 lower), or None. grey : (H, W) float32
-    blurred; p : (478, 2) pixels; r : iris radius px."""
+def lid_shifts(grey: np.ndarray, p: np.ndarray, eye: int, r: float) -> np.ndarray:
+    """(14, 2) image shifts of one eye's lid points (7 upper, 7 lower; zero for a lid that is not
+    read). grey : (H, W) float32 blurred image; p : (478, 2) pixels in it; r : iris radius px."""
     outer, inner = p[topology.OUTER_CORNER[eye]], p[topology.INNER_CORNER[eye]]
     axis = (inner - outer) / max(np.linalg.norm(inner - outer), 1e-9)
     normal = np.array([axis[1], -axis[0]])
