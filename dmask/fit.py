@@ -354,7 +354,7 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
     # second fit keeps the head-space scale of the template: the neutral was already template-sized.
     poses, z = [], []
     for _, pts in chunks():
-        poses.append(fit_pose(pts, template.vertices))
+        poses.append(fit_pose(pts, template.landmarks()))
         z.append(_feature_z(to_head(pts, poses[-1]), template))
     neutral = neutral_of(_pose_concat(poses), np.concatenate(z))
     poses, z, iris_d, canthi, opening, lids, iris = [], [], [], [], [], [], []

@@ -1023,7 +1023,7 @@ def eye_signals(track: Track, template: Template) -> EyeSignals:
     iris_x = np.full((n, 2), np.nan)
     if track.present.any():
         pts = track.points[track.present].astype(np.float64)
-        shapes = to_head(pts, fit_pose(pts, template.vertices))
+        shapes = to_head(pts, fit_pose(pts, template.landmarks()))
         mm = topology.IRIS_DIAMETER_MM / np.median(iris_diameter(shapes))
         opening[track.present] = lid_opening(shapes)
         iris_x[track.present] = mm * (shapes[:, list(topology.IRIS_CENTRE), 0] - canthi_mid(shapes)[..., 0])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import geometry, topology
-from .template import Template, canthi_mid
+from .template import Template, canthi_mid, with_corner_offsets
 from .types import FaceFit, MaskGeometry
 
 # Share of a lid point's move that its neighbours above and below follow, so the skin does not fold.
@@ -39,7 +39,7 @@ def head_shape(fit: FaceFit, i: int, template: Template) -> np.ndarray:
     """The mask's face in head space (mm) for frame i: template + expression, then the subject's
     absolute lid heights placed on the template's eyes. Returns (468, 3)."""
     v = template.vertices[: topology.N_MESH] + fit.expression[i]
-    mid = canthi_mid(v)
+    mid = canthi_mid(with_corner_offsets(v, template.corner_offsets))  # the lids' reference, as read
     for e, (ring, nearest) in enumerate(_lid_neighbours(template)):
         lid = list(topology.LID_POINTS[e])
         move = mid[e, 1] + close_lids(fit.lids[i, e]) - v[lid, 1]

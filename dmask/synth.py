@@ -21,7 +21,7 @@ from . import geometry, topology
 from .measure import BLINK_THRESHOLD, OPEN_PERCENTILE, find_blinks, lid_gap, lid_metrics, prism_dioptres
 from .params import MaskParams
 from .swap import head_shape
-from .template import Template, canthi_mid, load_template
+from .template import Template, canthi_mid, load_template, with_corner_offsets
 from .types import FaceFit, MaskOptions, Pose, Track
 
 FRONTAL = np.diag([1.0, -1.0, -1.0])  # head space -> image space, facing the camera
@@ -235,6 +235,7 @@ def synth_track(spec: SynthSpec, template: Template | None = None) -> tuple[Trac
     points = np.repeat(template.vertices[None], n, axis=0).copy()
     for i in range(n):
         points[i, : topology.N_MESH] = head_shape(fit, i, template)
+        points[i] = with_corner_offsets(points[i], template.corner_offsets)  # the corners as read
         for e in range(2):
             iris = [topology.IRIS_CENTRE[e], *topology.IRIS_RING[e]]
             points[i, iris] += pupils[i, e] - template.vertices[topology.IRIS_CENTRE[e]]

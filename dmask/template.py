@@ -2,7 +2,8 @@
 
 The asset is rebuilt by ``tools/build_template.py``: MediaPipe landmarks of many real identities,
 aligned by generalised Procrustes analysis, averaged per identity and then across identities, and
-scaled to millimetres by the iris (11.7 mm).
+scaled to millimetres by the iris (11.7 mm). ``tools/calibrate_template.py`` then stores where the
+landmark stage reads the rendered template's eye corners (``Template.landmarks``).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import numpy as np
 from .topology import BROWS, EYEBALL_RADIUS_MM, INNER_CORNER, IRIS_CENTRE, OUTER_CORNER
 
 ASSET = "template.npz"
+EYE_CORNERS = OUTER_CORNER + INNER_CORNER  # right outer, left outer, right inner, left inner
 
 
 @dataclass(frozen=True)
@@ -24,10 +26,21 @@ class Template:
     feature_mean: np.ndarray  # (F,) expression_features of the identities averaged
     feature_std: np.ndarray  # (F,) their spread across identities
     n_identities: int
+    # (4, 3) mm, per eye corner (EYE_CORNERS order): where the landmark stage reads the corner on the
+    # rendered template, relative to the vertex (tools/calibrate_template.py).
+    corner_offsets: np.ndarray
+
+    def landmarks(self) -> np.ndarray:
+        """(478, 3) the template as the landmark stage reports it: the vertices, with the eye corners
+        where MediaPipe places them on the rendered template. MediaPipe's corners follow only about a
+        tenth of a moved drawn corner and sit up to 1.7 mm from where the template draws them; the
+        fit anchors eyeballs and lids on the corners it reads, so the template's own corners are taken
+        as read, and a mask is then measured as it was drawn."""
+        return with_corner_offsets(self.vertices, self.corner_offsets)
 
     def canthi_mid(self) -> np.ndarray:
-        """(2, 3) midpoint of each eye's corners."""
-        return canthi_mid(self.vertices)
+        """(2, 3) midpoint of each eye's corners, as the landmark stage reads them."""
+        return canthi_mid(self.landmarks())
 
     def iris_offset(self) -> np.ndarray:
         """(2, 3) iris centre in primary gaze relative to the canthi midpoint, per eye (mm)."""
@@ -37,6 +50,13 @@ class Template:
         """(2, 3) the mask's eyeball centres in head space (mm): one eyeball radius behind the
         primary-gaze iris centre."""
         return self.vertices[list(IRIS_CENTRE)] - np.array([0.0, 0.0, EYEBALL_RADIUS_MM])
+
+
+def with_corner_offsets(shape: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """shape (..., n >= 468, 3) with each eye corner (EYE_CORNERS) moved by offsets (4, 3)."""
+    out = np.array(shape, dtype=np.float64, copy=True)
+    out[..., list(EYE_CORNERS), :] += offsets
+    return out
 
 
 def canthi_mid(shape: np.ndarray) -> np.ndarray:
@@ -72,4 +92,6 @@ def load_template() -> Template:
             feature_mean=data["feature_mean"].astype(np.float64),
             feature_std=data["feature_std"].astype(np.float64),
             n_identities=int(data["n_identities"]),
+            corner_offsets=data["corner_offsets"].astype(np.float64) if "corner_offsets" in data.files
+            else np.zeros((len(EYE_CORNERS), 3)),
         )

@@ -16,7 +16,7 @@ FRONTAL = np.diag([1.0, -1.0, -1.0])
 def synthetic_face(gaze_deg, lid_drop_mm=(0.0, 0.0)):
     """Head-space template face with each iris turned to gaze_deg[eye] = (yaw, pitch) and the upper
     lids lowered by lid_drop_mm[eye]."""
-    shape = TEMPLATE.vertices.copy()
+    shape = TEMPLATE.landmarks()  # as the landmark stage reports the template
     mids = canthi_mid(shape)
     for e in range(2):
         centre = mids[e] + TEMPLATE.iris_offset()[e] - [0, 0, topology.EYEBALL_RADIUS_MM]
