@@ -13,10 +13,9 @@ from importlib import resources
 
 import numpy as np
 
-from .topology import BROWS, EYEBALL_RADIUS_MM, INNER_CORNER, IRIS_CENTRE, OUTER_CORNER
+from .topology import BROWS, EYE_CORNERS, EYEBALL_RADIUS_MM, INNER_CORNER, IRIS_CENTRE, OUTER_CORNER
 
 ASSET = "template.npz"
-EYE_CORNERS = OUTER_CORNER + INNER_CORNER  # right outer, left outer, right inner, left inner
 
 
 @dataclass(frozen=True)

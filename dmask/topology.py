@@ -21,6 +21,7 @@ LOWER_LID = (
 )
 OUTER_CORNER = (33, 263)
 INNER_CORNER = (133, 362)
+EYE_CORNERS = OUTER_CORNER + INNER_CORNER  # right outer, left outer, right inner, left inner
 # Lid-margin points between the corners: 7 upper then 7 lower per eye (FaceFit.lids order).
 LID_POINTS = tuple(u[1:-1] + l[1:-1] for u, l in zip(UPPER_LID, LOWER_LID))
 N_LID_POINTS = len(LID_POINTS[0])

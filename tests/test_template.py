@@ -3,7 +3,8 @@ import numpy as np
 
 from dmask import geometry, synth
 from dmask.landmarks import LandmarkTracker
-from dmask.template import EYE_CORNERS, load_template
+from dmask.template import load_template
+from dmask.topology import EYE_CORNERS
 from dmask.video import iter_frames
 
 TEMPLATE = load_template()

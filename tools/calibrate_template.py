@@ -1,6 +1,7 @@
 """Measure where the landmark stage reads the template's eye corners, and store it in the template.
 
-    python tools/calibrate_template.py
+    python tools/calibrate_template.py      # after tools/build_template.py, and whenever the renderer
+                                            # or the landmark stage changes (tests/test_template.py checks)
 
 Renders the template (``dmask.synth``, through the real renderer and H.264) with the head turned and
 tilted and the eyes looking about, runs dmask's landmark stage on it (MediaPipe, then the eyes'
@@ -23,7 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from dmask import geometry, synth  # noqa: E402
 from dmask.landmarks import LandmarkTracker  # noqa: E402
-from dmask.template import ASSET, EYE_CORNERS, Template  # noqa: E402
+from dmask.template import ASSET, Template  # noqa: E402
+from dmask.topology import EYE_CORNERS  # noqa: E402
 from dmask.video import iter_frames  # noqa: E402
 
 HEADS = ((0.0, 0.0, 0.0), (10.0, 0.0, 0.0), (-10.0, 0.0, 0.0), (0.0, 8.0, 0.0), (0.0, -8.0, 0.0))
