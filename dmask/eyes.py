@@ -208,7 +208,6 @@ def iris_circle(image: np.ndarray, points: np.ndarray, eye: int) -> tuple[np.nda
     return off, rad / r0
 
 
-
 # Lid refinement (``refine_lids``): each lid-margin point moved along the lid's normal to the edge of
 # the eye opening. Lengths in iris radii unless marked px.
 LID_SEARCH = 0.35  # searched this far either side of MediaPipe's point
@@ -223,10 +222,9 @@ def refine_lids(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Move each eye's lid-margin points (``topology.LID_POINTS``) along the lid's normal to the edge of
     the eye opening.
 
-    The margin is where the opening (bright sclera, or the iris) meets the lid: seen from inside the
-    opening outward, the grey level falls over the sclera (into lashes, lid shadow) and, for the lower
-    lid, rises over the iris (onto skin). Each point takes the strongest step of its expected sign
-    within ``LID_SEARCH`` of MediaPipe's place. Over the iris the lid meets an edge as dark as itself
+    The margin is where the opening meets the lid: seen from inside the opening outward, the grey level
+    falls from the bright sclera into lashes, lid shadow or skin. Each point takes the strongest such
+    step within ``LID_SEARCH`` of MediaPipe's place. Over the iris the lid meets an edge as dark as itself
     and the iris's own rings give stronger ones, so only the points over the sclera are read; per lid
     a straight line along the eye (a common shift and a tilt, weighted by step strength) through
     their shifts then moves every point, the ones over the iris included, and no point moves on its
