@@ -182,8 +182,8 @@ class Fixation:
     end: int
     start_s: float
     duration_s: float
-    deviation_h_pd: float  # median over the fixation
-    deviation_v_pd: float
+    deviation_h_pd: float | None  # median over the fixation (None: every frame beyond 90 degrees)
+    deviation_v_pd: float | None
 
 
 @dataclass(frozen=True)
@@ -340,8 +340,11 @@ class Measurement:
 
 
 def prism_dioptres(deg) -> np.ndarray:
-    """Angle (degrees) -> prism dioptres, 100 tan(angle)."""
-    return 100.0 * np.tan(np.radians(deg))
+    """Angle (degrees) -> prism dioptres, 100 tan(angle); NaN from 90 degrees on, where no prism reaches
+    (eyes crossed that far are reported in degrees only)."""
+    deg = np.asarray(deg, float)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.abs(deg) < 90.0, 100.0 * np.tan(np.radians(deg)), np.nan)
 
 
 def interp_rows(xs: np.ndarray, ys: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -476,8 +479,9 @@ def find_fixations(gaze: np.ndarray, valid_both: np.ndarray, deviation_pd: np.nd
         duration = float(times[b] - times[a])
         if duration >= FIXATION_MIN_S:
             d = deviation_pd[a : b + 1]
+            h, v = (stat(d[:, k], np.ones(len(d), bool)).median for k in range(2))
             out.append(Fixation(start=a, end=b, start_s=float(times[a]), duration_s=duration,
-                                deviation_h_pd=float(np.median(d[:, 0])), deviation_v_pd=float(np.median(d[:, 1]))))
+                                deviation_h_pd=h, deviation_v_pd=v))
     return out
 
 
@@ -663,6 +667,13 @@ def stat(values: np.ndarray, valid: np.ndarray) -> Stat:
     return Stat(float(med), float(p5), float(p95), int(v.size))
 
 
+def pd_for_labels(fm: FrameMeasures) -> np.ndarray:
+    """(n, 2) the deviation in prism dioptres for labelling: a deviation of 90 degrees or more has no
+    prism-dioptre value, and lies beyond any threshold on its side (+/- inf)."""
+    pd = fm.deviation_pd
+    return np.where(np.isnan(pd) & ~np.isnan(fm.deviation), np.sign(fm.deviation) * np.inf, pd)
+
+
 def label_horizontal(pd, threshold: float) -> str:
     return "eso" if pd >= threshold else "exo" if pd <= -threshold else "ortho"
 
@@ -708,27 +719,27 @@ def summarise(fm: FrameMeasures, blinks: list[Blink], saccades: list[Saccade], f
         ))
     both = fm.valid.all(axis=1)
     pd = fm.deviation_pd
+    side = pd_for_labels(fm)
     fix = np.zeros(fm.n_frames, bool)
     for f in fixations:
         fix[f.start : f.end + 1] = True
     fix &= both
     nb = max(int(both.sum()), 1)
+    fh = fv = None
     if fix.sum() >= 5:
-        fh, fv = float(np.median(pd[fix, 0])), float(np.median(pd[fix, 1]))
-    else:
-        fh = fv = None
-    h_ref = fh if fh is not None else stat(pd[:, 0], both).median
-    v_ref = fv if fv is not None else stat(pd[:, 1], both).median
+        fh, fv = stat(pd[:, 0], fix).median, stat(pd[:, 1], fix).median
+    ref = fix if fix.sum() >= 5 else both
+    h_ref, v_ref = (float(np.median(side[ref, k])) if ref.any() else None for k in range(2))
     deviation = DeviationSummary(
         horizontal_deg=stat(fm.deviation[:, 0], both), vertical_deg=stat(fm.deviation[:, 1], both),
         horizontal_pd=stat(pd[:, 0], both), vertical_pd=stat(pd[:, 1], both),
         fixation_frames=int(fix.sum()), fixation_horizontal_pd=fh, fixation_vertical_pd=fv,
         horizontal_label="unknown" if h_ref is None else label_horizontal(h_ref, threshold_pd),
         vertical_label="unknown" if v_ref is None else label_vertical(v_ref, threshold_pd),
-        share_eso=float((both & (pd[:, 0] >= threshold_pd)).sum() / nb),
-        share_exo=float((both & (pd[:, 0] <= -threshold_pd)).sum() / nb),
-        share_hyper=float((both & (pd[:, 1] >= threshold_pd)).sum() / nb),
-        share_hypo=float((both & (pd[:, 1] <= -threshold_pd)).sum() / nb),
+        share_eso=float((both & (side[:, 0] >= threshold_pd)).sum() / nb),
+        share_exo=float((both & (side[:, 0] <= -threshold_pd)).sum() / nb),
+        share_hyper=float((both & (side[:, 1] >= threshold_pd)).sum() / nb),
+        share_hypo=float((both & (side[:, 1] <= -threshold_pd)).sum() / nb),
     )
     yaw, pitch, roll = (stat(fm.head_pose[:, k], found) for k in range(3))
     abnormal, posture = _posture(yaw, pitch, roll)
@@ -954,7 +965,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("gaze_pitch_l_deg", "deg", ""),
     ("deviation_h_deg", "deg", "horizontal deviation, right minus left yaw: + convergent (eso), - divergent (exo)"),
     ("deviation_v_deg", "deg", "vertical deviation, right minus left pitch: + right eye higher (hyper)"),
-    ("deviation_h_pd", "PD", "horizontal deviation in prism dioptres, 100 tan"),
+    ("deviation_h_pd", "PD", "horizontal deviation in prism dioptres, 100 tan; empty from 90 degrees on"),
     ("deviation_v_pd", "PD", "vertical deviation in prism dioptres"),
     ("deviation_h_label", "", "eso / exo / ortho (within the threshold); empty when not valid for both eyes"),
     ("deviation_v_label", "", "hyper / hypo / ortho: the right eye against the left"),
@@ -973,10 +984,10 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 def frame_columns(fm: FrameMeasures,
                   threshold_pd: float = MeasureOptions.deviation_threshold_pd) -> dict[str, np.ndarray]:
     """The per-frame table, column by column, in COLUMNS order."""
-    pd = fm.deviation_pd
+    pd, side = fm.deviation_pd, pd_for_labels(fm)
     both = fm.valid.all(axis=1)
-    h_label = np.array(["" if not ok else label_horizontal(v, threshold_pd) for v, ok in zip(pd[:, 0], both)], object)
-    v_label = np.array(["" if not ok else label_vertical(v, threshold_pd) for v, ok in zip(pd[:, 1], both)], object)
+    h_label = np.array(["" if not ok else label_horizontal(v, threshold_pd) for v, ok in zip(side[:, 0], both)], object)
+    v_label = np.array(["" if not ok else label_vertical(v, threshold_pd) for v, ok in zip(side[:, 1], both)], object)
     cols = {
         "frame": fm.frame, "time_s": fm.time_s, "face_found": fm.face_found, "head_turned": fm.head_turned,
         "eye_closed_r": fm.eye_closed[:, 0], "eye_closed_l": fm.eye_closed[:, 1],

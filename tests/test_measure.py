@@ -44,6 +44,9 @@ ANNOTATIONS = json.loads((Path(__file__).parent / "data" / "annotations.json").r
 def test_prism_dioptres_and_labels():
     assert prism_dioptres(45.0) == pytest.approx(100.0)
     assert prism_dioptres(np.array([0.0, -10.0])) == pytest.approx([0.0, -17.633], abs=1e-3)
+    # No prism deviates light by 90 degrees: beyond it there is no value (not a sign-flipped one).
+    assert np.isnan(prism_dioptres(np.array([90.0, 100.0, -95.0]))).all()
+    assert prism_dioptres(89.0) > 5000
     assert [label_horizontal(v, 5) for v in (12, -7, 3)] == ["eso", "exo", "ortho"]
     assert [label_vertical(v, 5) for v in (6, -6, -4.9)] == ["hyper", "hypo", "ortho"]
 
@@ -302,16 +305,21 @@ def test_crosseyed_stretches_stay_eso_on_the_mask(masked):
 
 
 def _check_eso(m, ann):
+    """The median horizontal deviation of each annotated stretch, in degrees (frames crossed beyond 90
+    degrees have no prism-dioptre value), labelled through its prism dioptres."""
     both = m.frames.valid.all(axis=1)
-    pd = m.frames.deviation_pd[:, 0]
+    deg = m.frames.deviation[:, 0]
     threshold = m.options.deviation_threshold_pd
+
+    def median_pd(a, b):
+        med = float(np.median(deg[a : b + 1][both[a : b + 1]]))
+        return float(prism_dioptres(med)) if abs(med) < 90 else np.sign(med) * np.inf
+
     for a, b in ann["events"]:
-        ok = both[a : b + 1]
-        assert ok.sum() >= 0.5 * (b - a + 1), (a, b)
-        assert label_horizontal(np.median(pd[a : b + 1][ok]), threshold) == "eso", (a, b, pd[a : b + 1])
+        assert both[a : b + 1].sum() >= 0.5 * (b - a + 1), (a, b)
+        assert label_horizontal(median_pd(a, b), threshold) == "eso", (a, b, deg[a : b + 1])
     for a, b in ann["straight"]:
-        ok = both[a : b + 1]
-        assert abs(np.median(pd[a : b + 1][ok])) < 10.0, (a, b, pd[a : b + 1])
+        assert abs(median_pd(a, b)) < 10.0, (a, b, deg[a : b + 1])
 
 
 # --- outputs, API and edge cases ----------------------------------------------------------------
