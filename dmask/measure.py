@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from . import geometry, topology
-from .fit import (CLOSED_OPENING, bilateral_filter, fill_missing, fit_pose, fit_track, iris_diameter, lid_opening,
+from .fit import (CLOSED_OPENING, bilateral_filter, fill_missing, fit_pose, fit_track, lid_opening,
                   to_head)
 from .template import Template, canthi_mid, load_template
 from .types import FaceFit, Identity, MaskOptions, Pose, Track
@@ -1022,23 +1022,17 @@ class EyeSignals:
     """Per-frame eye signals of one face; NaN where the face was not found."""
 
     opening: np.ndarray  # (n, 2) lid distance over eye width, per eye
-    iris_x: np.ndarray  # (n, 2) iris centre right of the eye-corner midpoint, head space, mm
     present: np.ndarray  # (n,) bool
 
 
 def eye_signals(track: Track, template: Template) -> EyeSignals:
-    """Lid opening and horizontal iris position straight from the landmarks (rigid pose removed with
-    ``fit.fit_pose``, metric scale from the iris), without the fitted eye model."""
-    n = track.n_frames
-    opening = np.full((n, 2), np.nan)
-    iris_x = np.full((n, 2), np.nan)
+    """Lid opening straight from the landmarks (rigid pose removed with ``fit.fit_pose``), without the
+    fitted eye model."""
+    opening = np.full((track.n_frames, 2), np.nan)
     if track.present.any():
         pts = track.points[track.present].astype(np.float64)
-        shapes = to_head(pts, fit_pose(pts, template.landmarks()))
-        mm = topology.IRIS_DIAMETER_MM / np.median(iris_diameter(shapes))
-        opening[track.present] = lid_opening(shapes)
-        iris_x[track.present] = mm * (shapes[:, list(topology.IRIS_CENTRE), 0] - canthi_mid(shapes)[..., 0])
-    return EyeSignals(opening=opening, iris_x=iris_x, present=track.present.copy())
+        opening[track.present] = lid_opening(to_head(pts, fit_pose(pts, template.landmarks())))
+    return EyeSignals(opening=opening, present=track.present.copy())
 
 
 def blinks(opening: np.ndarray, threshold: float = BLINK_THRESHOLD) -> list[tuple[int, int]]:
