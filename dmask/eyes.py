@@ -69,6 +69,25 @@ def refine_iris(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     return out
 
 
+def _eye_size(p: np.ndarray, eye: int) -> tuple[float, float]:
+    """(iris radius, mid-lid gap) in pixels of one eye, from MediaPipe's ring and lids. p : (478, 2)."""
+    ring = p[list(topology.IRIS_RING[eye])]
+    r = (np.linalg.norm(ring[0] - ring[2]) + np.linalg.norm(ring[1] - ring[3])) / 4
+    return r, np.linalg.norm(p[topology.MID_UPPER[eye]] - p[topology.MID_LOWER[eye]])
+
+
+def _crop(image: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, int, int] | None:
+    """The blurred grey crop of image between corners lo and hi (pixels, clipped to the image) and its
+    origin (x0, y0); None when less than 4 pixels wide or tall."""
+    h, w = image.shape[:2]
+    x0, y0 = np.maximum(np.floor(lo).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(hi).astype(int) + 1, (w, h))
+    if x1 - x0 < 4 or y1 - y0 < 4:
+        return None
+    grey = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return cv2.GaussianBlur(grey, (0, 0), IRIS_BLUR_PX), int(x0), int(y0)
+
+
 def _arc_angles() -> np.ndarray:
     half = np.radians(IRIS_ARC_HALF_ANGLE_DEG)
     a = np.linspace(-half, half, IRIS_N_ANGLES)
@@ -107,28 +126,19 @@ def iris_circle(image: np.ndarray, points: np.ndarray, eye: int) -> tuple[np.nda
     """
     p = np.asarray(points, dtype=np.float64)[:, :2]
     c0 = p[topology.IRIS_CENTRE[eye]]
-    ring = p[list(topology.IRIS_RING[eye])]
-    r0 = (np.linalg.norm(ring[0] - ring[2]) + np.linalg.norm(ring[1] - ring[3])) / 4
-    if not np.isfinite(r0) or r0 < IRIS_MIN_RADIUS_PX:
-        return None
-    gap = np.linalg.norm(p[topology.MID_UPPER[eye]] - p[topology.MID_LOWER[eye]])
-    if gap < IRIS_MIN_OPENING * 2 * r0:
+    r0, gap = _eye_size(p, eye)
+    if not np.isfinite(r0) or r0 < IRIS_MIN_RADIUS_PX or gap < IRIS_MIN_OPENING * 2 * r0:
         return None
     lids = p[list(topology.lid_ring(eye))]
 
     # Crop around the opening and the search region.
-    h, w = image.shape[:2]
     step = max(IRIS_EDGE_STEP * r0, IRIS_EDGE_STEP_MIN_PX)
     reach = (IRIS_SEARCH + IRIS_RADIUS_RANGE[1]) * r0 + step + 2
-    lo = np.floor(np.minimum(lids.min(axis=0), c0 - reach)).astype(int)
-    hi = np.ceil(np.maximum(lids.max(axis=0), c0 + reach)).astype(int) + 1
-    x0, y0 = max(lo[0], 0), max(lo[1], 0)
-    x1, y1 = min(hi[0], w), min(hi[1], h)
-    if x1 - x0 < 4 or y1 - y0 < 4:
+    crop = _crop(image, np.minimum(lids.min(axis=0), c0 - reach), np.maximum(lids.max(axis=0), c0 + reach))
+    if crop is None:
         return None
-
-    grey = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY).astype(np.float32)
-    grey = cv2.GaussianBlur(grey, (0, 0), IRIS_BLUR_PX)
+    grey, x0, y0 = crop
+    y1, x1 = y0 + grey.shape[0], x0 + grey.shape[1]
     # The opening (pixel centres at +0.5), pulled in from the lids by a margin.
     opening = np.zeros(grey.shape, np.uint8)
     poly = np.round((lids - (x0, y0) - 0.5) * 4).astype(np.int32)
@@ -235,21 +245,16 @@ def refine_lids(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     """
     out = np.array(points, dtype=np.float32, copy=True)
     p = np.asarray(points, dtype=np.float64)[:, :2]
-    h, w = image.shape[:2]
     for eye in range(2):
-        ring = p[list(topology.IRIS_RING[eye])]
-        r = (np.linalg.norm(ring[0] - ring[2]) + np.linalg.norm(ring[1] - ring[3])) / 4
-        gap = np.linalg.norm(p[topology.MID_UPPER[eye]] - p[topology.MID_LOWER[eye]])
+        r, gap = _eye_size(p, eye)
         if not np.isfinite(r) or r < IRIS_MIN_RADIUS_PX or gap < LID_MIN_OPENING * 2 * r:
             continue
         lids = p[list(topology.lid_ring(eye))]
         reach = (LID_SEARCH + LID_EDGE_STEP) * r + IRIS_EDGE_STEP_MIN_PX + 3
-        x0, y0 = np.maximum(np.floor(lids.min(axis=0) - reach).astype(int), 0)
-        x1, y1 = np.minimum(np.ceil(lids.max(axis=0) + reach).astype(int) + 1, (w, h))
-        if x1 - x0 < 4 or y1 - y0 < 4:
+        crop = _crop(image, lids.min(axis=0) - reach, lids.max(axis=0) + reach)
+        if crop is None:
             continue
-        grey = cv2.GaussianBlur(cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY)
-                                .astype(np.float32), (0, 0), IRIS_BLUR_PX)
+        grey, x0, y0 = crop
         shifts = lid_shifts(grey, p - (x0, y0), eye, r)
         out[list(topology.LID_POINTS[eye]), :2] += shifts.astype(np.float32)
     return out

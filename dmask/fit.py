@@ -352,9 +352,9 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
 
     # Rigid pose against the template, then again against the subject's own neutral face. The
     # second fit keeps the head-space scale of the template: the neutral was already template-sized.
-    poses, z = [], []
+    poses, z, reference = [], [], template.landmarks()
     for _, pts in chunks():
-        poses.append(fit_pose(pts, template.landmarks()))
+        poses.append(fit_pose(pts, reference))
         z.append(_feature_z(to_head(pts, poses[-1]), template))
     neutral = neutral_of(_pose_concat(poses), np.concatenate(z))
     poses, z, iris_d, canthi, opening, lids, iris = [], [], [], [], [], [], []

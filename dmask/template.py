@@ -32,7 +32,7 @@ class Template:
     def landmarks(self) -> np.ndarray:
         """(478, 3) the template as the landmark stage reports it: the vertices, with the eye corners
         where MediaPipe places them on the rendered template. MediaPipe's corners follow only about a
-        tenth of a moved drawn corner and sit up to 1.7 mm from where the template draws them; the
+        tenth of a moved drawn corner and sit 0.5-1.6 mm from where the template draws them; the
         fit anchors eyeballs and lids on the corners it reads, so the template's own corners are taken
         as read, and a mask is then measured as it was drawn."""
         return with_corner_offsets(self.vertices, self.corner_offsets)
@@ -80,17 +80,22 @@ def expression_features(shape: np.ndarray) -> np.ndarray:
     return np.stack([mouth_w, mouth_open, corners_y - centre_y, brow_y - eye_y], axis=-1) / iod[..., None]
 
 
+def template_from(data) -> Template:
+    """A Template from the asset's arrays (a mapping of name -> array, as ``np.load`` gives); without
+    ``corner_offsets`` (a template not yet calibrated) the corners are taken as drawn."""
+    return Template(
+        vertices=np.asarray(data["vertices"], np.float64),
+        triangles=np.asarray(data["triangles"], np.int32),
+        feature_mean=np.asarray(data["feature_mean"], np.float64),
+        feature_std=np.asarray(data["feature_std"], np.float64),
+        n_identities=int(data["n_identities"]),
+        corner_offsets=np.asarray(data["corner_offsets"], np.float64) if "corner_offsets" in data
+        else np.zeros((len(EYE_CORNERS), 3)),
+    )
+
+
 @lru_cache(maxsize=1)
 def load_template() -> Template:
     """The committed template face (cached)."""
-    with resources.files("dmask").joinpath("assets", ASSET).open("rb") as f:
-        data = np.load(f)
-        return Template(
-            vertices=data["vertices"].astype(np.float64),
-            triangles=data["triangles"].astype(np.int32),
-            feature_mean=data["feature_mean"].astype(np.float64),
-            feature_std=data["feature_std"].astype(np.float64),
-            n_identities=int(data["n_identities"]),
-            corner_offsets=data["corner_offsets"].astype(np.float64) if "corner_offsets" in data.files
-            else np.zeros((len(EYE_CORNERS), 3)),
-        )
+    with resources.files("dmask").joinpath("assets", ASSET).open("rb") as f, np.load(f) as data:
+        return template_from(data)

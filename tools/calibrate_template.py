@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from dmask import geometry, synth  # noqa: E402
 from dmask.landmarks import LandmarkTracker  # noqa: E402
-from dmask.template import ASSET, Template  # noqa: E402
+from dmask.template import ASSET, Template, template_from  # noqa: E402
 from dmask.topology import EYE_CORNERS  # noqa: E402
 from dmask.video import iter_frames  # noqa: E402
 
@@ -61,11 +62,7 @@ def main() -> int:
     path = ROOT / "dmask" / "assets" / ASSET
     with np.load(path) as data:
         arrays = {k: data[k] for k in data.files}
-    template = Template(
-        vertices=arrays["vertices"].astype(np.float64), triangles=arrays["triangles"].astype(np.int32),
-        feature_mean=arrays["feature_mean"].astype(np.float64), feature_std=arrays["feature_std"].astype(np.float64),
-        n_identities=int(arrays["n_identities"]), corner_offsets=np.zeros((len(EYE_CORNERS), 3)),
-    )
+    template = replace(template_from(arrays), corner_offsets=np.zeros((len(EYE_CORNERS), 3)))
     with tempfile.TemporaryDirectory() as tmp:
         offsets = read_offsets(template, Path(tmp))
     arrays["corner_offsets"] = offsets.astype(np.float32)
