@@ -88,6 +88,15 @@ def _crop(image: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray
     return cv2.GaussianBlur(grey, (0, 0), IRIS_BLUR_PX), int(x0), int(y0)
 
 
+def _opening(lids: np.ndarray, shape: tuple[int, int], margin: int) -> np.ndarray:
+    """(H, W) uint8 mask of the eye opening inside the lid ring ``lids`` (pixels of the crop, pixel
+    centres at +0.5), pulled in from the lids by ``margin`` pixels."""
+    opening = np.zeros(shape, np.uint8)
+    poly = np.round((lids - 0.5) * 4).astype(np.int32)
+    cv2.fillPoly(opening, [poly], 1, lineType=cv2.LINE_8, shift=2)
+    return cv2.erode(opening, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2))
+
+
 def _arc_angles() -> np.ndarray:
     half = np.radians(IRIS_ARC_HALF_ANGLE_DEG)
     a = np.linspace(-half, half, IRIS_N_ANGLES)
@@ -139,12 +148,7 @@ def iris_circle(image: np.ndarray, points: np.ndarray, eye: int) -> tuple[np.nda
         return None
     grey, x0, y0 = crop
     y1, x1 = y0 + grey.shape[0], x0 + grey.shape[1]
-    # The opening (pixel centres at +0.5), pulled in from the lids by a margin.
-    opening = np.zeros(grey.shape, np.uint8)
-    poly = np.round((lids - (x0, y0) - 0.5) * 4).astype(np.int32)
-    cv2.fillPoly(opening, [poly], 1, lineType=cv2.LINE_8, shift=2)
-    margin = int(round(max(IRIS_LID_MARGIN * r0, 1.0)))
-    opening = cv2.erode(opening, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2))
+    opening = _opening(lids - (x0, y0), grey.shape, int(round(max(IRIS_LID_MARGIN * r0, 1.0))))
 
     # Glare over the iris (glasses, lamps) hides the limbus.
     yy, xx = np.ogrid[y0:y1, x0:x1]
@@ -306,3 +310,64 @@ def lid_shifts(grey: np.ndarray, p: np.ndarray, eye: int, r: float) -> np.ndarra
         coef, *_ = np.linalg.lstsq(basis * w[:, None], offset[k] * w, rcond=None)
         shifts[rows] = (coef[0] + coef[1] * u[rows])[:, None] * outward[rows]
     return shifts
+
+
+# Corneal light reflex (``corneal_reflexes``): the small bright spot that a light at or near the
+# camera makes on the cornea. Lengths in iris radii unless marked px.
+REFLEX_SEARCH = 0.8  # looked for this far from the iris centre, inside the lid opening
+REFLEX_SPOT = 0.2  # the spot's pixels lie this near its brightest pixel, at least REFLEX_SPOT_MIN_PX
+REFLEX_SPOT_MIN_PX = 2.5
+REFLEX_RING = 0.15  # its surround: a ring this wide outside the spot, at least REFLEX_RING_MIN_PX
+REFLEX_RING_MIN_PX = 1.5
+REFLEX_MIN_CONTRAST = 15.0  # grey levels (0-255, blurred) the spot rises above the iris's median
+REFLEX_MIN_ISOLATION = 0.6  # ... and falls by this share of that rise into all but a tenth of its
+#                             surround (a lid's edge, the sclera or glare beside it are not a spot)
+
+
+def corneal_reflexes(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """The corneal reflex of each eye in the image: (2, 2) pixels, NaN for an eye without a clear one.
+
+    The brightest spot over the iris, inside the lid opening, that stands ``REFLEX_MIN_CONTRAST`` above
+    the iris and is small (it falls back by ``REFLEX_MIN_ISOLATION`` of its rise within a ring around
+    it, on 90 % of the ring: glare from glasses, a lit sclera patch or the lid's edge do not); its place is the top of a Gaussian through
+    its brightest pixel and their neighbours, above the surround. Reads the iris centre and ring of ``points`` (refined: ``refine_iris``).
+    image : (H, W, 3) uint8 RGB; points : (478, 3) image pixels.
+    """
+    out = np.full((2, 2), np.nan, np.float32)
+    p = np.asarray(points, dtype=np.float64)[:, :2]
+    for eye in range(2):
+        r, gap = _eye_size(p, eye)
+        if not np.isfinite(r) or r < IRIS_MIN_RADIUS_PX or gap < IRIS_MIN_OPENING * 2 * r:
+            continue
+        c = p[topology.IRIS_CENTRE[eye]]
+        crop = _crop(image, c - r, c + r)
+        if crop is None:
+            continue
+        grey, x0, y0 = crop
+        yy, xx = np.mgrid[0 : grey.shape[0], 0 : grey.shape[1]] + 0.5  # pixel centres, crop coordinates
+        inside = _opening(p[list(topology.lid_ring(eye))] - (x0, y0), grey.shape, 1) > 0
+        inside &= np.hypot(xx - (c[0] - x0), yy - (c[1] - y0)) < REFLEX_SEARCH * r
+        if np.count_nonzero(inside) < 5:
+            continue
+        base = float(np.median(grey[inside]))
+        k = int(np.argmax(np.where(inside, grey, -np.inf)))
+        peak = float(grey.flat[k])
+        rise = peak - base
+        if rise < REFLEX_MIN_CONTRAST:
+            continue
+        d = np.hypot(xx - xx.flat[k], yy - yy.flat[k])
+        spot = max(REFLEX_SPOT * r, REFLEX_SPOT_MIN_PX)
+        ring = (d > spot) & (d < spot + max(REFLEX_RING * r, REFLEX_RING_MIN_PX))
+        ky, kx = divmod(k, grey.shape[1])
+        if (np.count_nonzero(ring) < 3 or peak - float(np.percentile(grey[ring], 90)) < REFLEX_MIN_ISOLATION * rise
+                or not (0 < kx < grey.shape[1] - 1 and 0 < ky < grey.shape[0] - 1)):
+            continue
+        around = float(np.median(grey[ring]))
+        # A Gaussian through the brightest pixel and its neighbours, along x and along y.
+        lv = np.log(np.maximum(grey[ky - 1 : ky + 2, kx - 1 : kx + 2] - around, 1e-3))
+        sub = []
+        for a, b, c in ((lv[1, 0], lv[1, 1], lv[1, 2]), (lv[0, 1], lv[1, 1], lv[2, 1])):
+            den = a - 2 * b + c
+            sub.append(float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) if den < 0 else 0.0)
+        out[eye] = (x0 + kx + 0.5 + sub[0], y0 + ky + 0.5 + sub[1])
+    return out

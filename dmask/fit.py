@@ -43,6 +43,12 @@ MAX_ECCENTRICITY_DEG = 60.0
 # eyes both turn less than this from the camera (cos 12 deg = 0.98), or at least this share of frames.
 FACING_CAMERA_DEG = 12.0
 FACING_CAMERA_SHARE = 0.2
+# The corneal reflex of a light at the camera anchors an eyeball (``reflex_centres``) when it is seen
+# in at least this share of the frames with that eye open (and at least REFLEX_MIN_FRAMES), and its
+# anchor lies within REFLEX_MAX_SHIFT_MM of the corners' (farther: the light is not at the camera).
+REFLEX_MIN_SHARE = 0.2
+REFLEX_MIN_FRAMES = 10
+REFLEX_MAX_SHIFT_MM = 1.5
 
 
 class FitError(ValueError):
@@ -137,6 +143,39 @@ def eyeball_centres(canthi_mm: np.ndarray, template: Template) -> np.ndarray:
     """
     back = np.array([0.0, 0.0, topology.EYEBALL_RADIUS_MM])
     return np.median(canthi_mm, axis=0) + template.iris_offset() - back
+
+
+def reflex_centres(centres: np.ndarray, iris: np.ndarray, reflexes: np.ndarray, pose: Pose,
+                   opened: np.ndarray, mm_per_unit: float) -> np.ndarray:
+    """Eyeball centres (2, 3) with their side-to-side place (head x) taken from the corneal reflex,
+    where it is seen.
+
+    A light at the camera is reflected over the cornea's centre of curvature, CORNEA_OFFSET_MM in front
+    of the eyeball centre along the gaze, while the visible iris centre lies LIMBUS_DEPTH_MM in front
+    of it: in the image, centre = reflex - k (iris - reflex), k = CORNEA / (LIMBUS - CORNEA), whatever
+    the gaze and the head pose. Each frame's centre is taken into head space at the depth of the
+    corners' centre; the median of its x replaces theirs when enough frames show the reflex and it
+    lies within REFLEX_MAX_SHIFT_MM (a light away from the camera moves the reflex, and k doubles
+    that). Only x: the iris's height is read less surely than its side-to-side place (the lids hide
+    the top and bottom of the limbus, a drooping lid most), and room lights are mostly above the
+    camera, so the height stays anchored on the corners.
+    centres : (2, 3) from the corners, head space in the pose's units; iris, reflexes : (f, 2, 2)
+    image (NaN where no reflex); opened : (f, 2) bool eye open. Returns (2, 3).
+    """
+    k = topology.CORNEA_OFFSET_MM / (topology.LIMBUS_DEPTH_MM - topology.CORNEA_OFFSET_MM)
+    seen = opened & np.isfinite(reflexes).all(axis=-1)  # (f, 2)
+    out = centres.copy()
+    for e in range(2):
+        rows = np.flatnonzero(seen[:, e])
+        if len(rows) < max(REFLEX_MIN_FRAMES, REFLEX_MIN_SHARE * np.count_nonzero(opened[:, e])):
+            continue
+        s, rot, t = pose.scale[rows], pose.rotation[rows], pose.translation[rows]
+        image = geometry.apply_pose(centres[e][None], s, rot, t)[:, 0]  # (m, 3)
+        image[:, :2] = reflexes[rows, e] - k * (iris[rows, e] - reflexes[rows, e])
+        x = float(np.median(geometry.invert_pose(image[:, None], s, rot, t)[:, 0, 0]))
+        if abs(x - centres[e, 0]) * mm_per_unit <= REFLEX_MAX_SHIFT_MM:
+            out[e, 0] = x
+    return out
 
 
 def fit_gaze(iris: np.ndarray, pose: Pose, centres: np.ndarray, radius: float) -> np.ndarray:
@@ -373,11 +412,15 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
     # The scale comes from the iris, which is seen narrower as the eye turns from the camera: taken
     # from the frames where both eyes face it most (known after a first estimate from all frames).
     mm_per_unit = topology.IRIS_DIAMETER_MM / float(np.median(iris_d))
+    opening = np.concatenate(opening)
+    reflexes = None if track.reflexes is None else np.asarray(track.reflexes[frames], np.float64)
     for _ in range(2):
-        centres_mm = eyeball_centres(canthi * mm_per_unit, template)
-        gaze = fit_gaze(iris, pose, centres_mm / mm_per_unit, topology.LIMBUS_DEPTH_MM / mm_per_unit)
+        centres = eyeball_centres(canthi * mm_per_unit, template) / mm_per_unit
+        if reflexes is not None:
+            centres = reflex_centres(centres, iris, reflexes, pose, opening >= CLOSED_OPENING, mm_per_unit)
+        gaze = fit_gaze(iris, pose, centres, topology.LIMBUS_DEPTH_MM / mm_per_unit)
         mm_per_unit = topology.IRIS_DIAMETER_MM / float(np.median(iris_d[facing_camera(gaze, pose)]))
-    gaze = hold_closed_gaze(gaze, np.concatenate(opening))
+    gaze = hold_closed_gaze(gaze, opening)
     lids = np.concatenate(lids) * mm_per_unit
 
     # Expression of every observed frame, to disk; the lid rings' x for the corner drift.

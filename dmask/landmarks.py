@@ -8,12 +8,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from array import array
 from collections.abc import Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .eyes import refine_eyes
+from .eyes import corneal_reflexes, refine_eyes
 from .store import FrameStore
 from .topology import N_LANDMARKS
 from .types import FaceLandmarks, Track
@@ -90,7 +91,7 @@ class LandmarkTracker:
             pts = np.array([(p.x * w, p.y * h, p.z * w) for p in lms.landmark], dtype=np.float32)
             if pts.shape[0] == N_LANDMARKS and np.isfinite(pts).all():
                 pts = refine_eyes(image, pts)
-                faces.append(FaceLandmarks(points=pts, confidence=1.0))
+                faces.append(FaceLandmarks(points=pts, confidence=1.0, reflexes=corneal_reflexes(image, pts)))
         return tuple(faces)
 
     def _process(self, image: np.ndarray):
@@ -121,7 +122,9 @@ class TrackLinker:
     no memory per frame."""
 
     def __init__(self):
-        self._tracks: list[dict] = []  # {"frames": [...], "points": FrameStore, "centre": c, "size": s}
+        # {"frames": [...], "points": FrameStore, "reflexes": array of 4 floats per frame in "frames",
+        #  "centre": c, "size": s}
+        self._tracks: list[dict] = []
         self._n = 0
 
     def add(self, faces: Sequence[FaceLandmarks]) -> None:
@@ -137,19 +140,20 @@ class TrackLinker:
             )
             for r, c in zip(*linear_sum_assignment(cost)):
                 if cost[r, c] < MAX_TRACK_JUMP:
-                    self._extend(live[r], i, faces[c].points, boxes[c])
+                    self._extend(live[r], i, faces[c], boxes[c])
                     matched.add(c)
         for c, face in enumerate(faces):
             if c not in matched:
-                track = {"frames": [], "points": FrameStore((N_LANDMARKS, 3))}
+                track = {"frames": [], "points": FrameStore((N_LANDMARKS, 3)), "reflexes": array("f")}
                 self._tracks.append(track)
-                self._extend(track, i, face.points, boxes[c])
+                self._extend(track, i, face, boxes[c])
 
     @staticmethod
-    def _extend(track: dict, i: int, points: np.ndarray, box) -> None:
+    def _extend(track: dict, i: int, face: FaceLandmarks, box) -> None:
         store = track["points"]
         store.append_fill(i - len(store), np.nan)  # frames where the face was not seen
-        store.append(points)
+        store.append(face.points)
+        track["reflexes"].extend(np.full(4, np.nan) if face.reflexes is None else np.ravel(face.reflexes))
         track["frames"].append(i)
         track["centre"], track["size"] = box
 
@@ -160,7 +164,9 @@ class TrackLinker:
             t["points"].append_fill(self._n - len(t["points"]), np.nan)
             present = np.zeros(self._n, bool)
             present[t["frames"]] = True
-            out.append(Track(points=t["points"], present=present))
+            reflexes = np.full((self._n, 2, 2), np.nan, np.float32)
+            reflexes[t["frames"]] = np.frombuffer(t["reflexes"], np.float32).reshape(-1, 2, 2)
+            out.append(Track(points=t["points"], present=present, reflexes=reflexes))
         return out
 
 

@@ -45,7 +45,6 @@ SHININESS = 24.0
 
 # Eye model (mm, on the 12 mm eyeball radius of topology.EYEBALL_RADIUS_MM).
 PUPIL_RADIUS_MM = 2.0
-CORNEA_OFFSET_MM = 5.2  # corneal centre of curvature in front of the eyeball centre
 REFLEX_RADIUS_MM = 0.5  # corneal light reflex
 MOUTH_DEPTH = 0.4  # mouth interior's centre behind the inner lips, in eye radii
 # Lash lines: strips of fixed width (mm) along each lid margin, so the dark line stays thin however
@@ -364,7 +363,7 @@ class Renderer:
         self._eye_prog["u_eye"].value = (
             np.arcsin(PUPIL_RADIUS_MM / r),
             np.arcsin(topology.IRIS_DIAMETER_MM / 2 / r),
-            CORNEA_OFFSET_MM / r,
+            topology.CORNEA_OFFSET_MM / r,
             REFLEX_RADIUS_MM / r,
         )
         for name, colour in (("u_sclera", SCLERA), ("u_iris_inner", IRIS_INNER), ("u_iris_outer", IRIS_OUTER),

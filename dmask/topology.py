@@ -60,6 +60,10 @@ EYEBALL_RADIUS_MM = 12.0
 # The limbus (the visible iris's rim) lies on the eyeball, so the visible iris centre turns on this
 # smaller radius about the eyeball centre: sqrt(12^2 - 5.85^2) = 10.48 mm.
 LIMBUS_DEPTH_MM = float(np.sqrt(EYEBALL_RADIUS_MM ** 2 - (IRIS_DIAMETER_MM / 2) ** 2))
+# The cornea's centre of curvature lies this far in front of the eyeball centre. A light at the camera
+# is reflected where the cornea faces the camera: the corneal reflex is seen over that centre, so it
+# moves with the gaze by this radius where the visible iris centre moves by LIMBUS_DEPTH_MM.
+CORNEA_OFFSET_MM = 5.2
 
 
 def lid_ring(eye: int) -> tuple[int, ...]:

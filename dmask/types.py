@@ -46,6 +46,7 @@ class FaceLandmarks:
 
     points: np.ndarray  # (478, 3) float32
     confidence: float  # 1.0 for a tracked face; detector score otherwise
+    reflexes: np.ndarray | None = None  # (2, 2) float32 corneal reflex per eye (pixels), NaN if none
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Track:
 
     points: np.ndarray  # (n_frames, 478, 3) float32, NaN where missing; an array or a store.FrameStore
     present: np.ndarray  # (n_frames,) bool
+    reflexes: np.ndarray | None = None  # (n_frames, 2, 2) float32 corneal reflexes, NaN where none
 
     @property
     def n_frames(self) -> int:

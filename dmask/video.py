@@ -27,6 +27,11 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 # Audio codecs that MP4 players commonly handle are copied untouched; others (PCM, Vorbis, ...) -> AAC.
 MP4_AUDIO_COPY = frozenset({"aac", "mp3", "alac", "ac3", "eac3"})
 DEFAULT_RATE = 30  # frames/s hint for the encoder's rate control when the input rate is unknown
+# libx264 by default zeroes small residuals (its dead zones) and drops blocks with few coefficients
+# (DCT decimation): an eye that moves a fraction of a pixel between frames then moves less, or not at
+# all, in the file. Measured on a rendered 4 Hz, 3 deg jerk nystagmus (0.4 px of iris travel a frame):
+# the iris's motion kept 82-86 % at crf 20 veryfast, 95-96 % with these (files about a third larger).
+X264_PARAMS = "deadzone-inter=0:deadzone-intra=0:no-dct-decimate=1"
 
 
 class VideoError(ValueError):
@@ -131,7 +136,7 @@ class VideoWriter:
             raise VideoError(f"cannot write '{self.path}': {e.strerror}") from None
         try:
             rate = Fraction(info.fps).limit_denominator(1001) if info.fps else DEFAULT_RATE
-            options = {"crf": str(crf), "preset": preset}
+            options = {"crf": str(crf), "preset": preset, "x264-params": X264_PARAMS}
             self._video = self._out.add_stream("libx264", rate=rate, options=options)
             self._video.width = info.width + info.width % 2
             self._video.height = info.height + info.height % 2

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dmask import topology
-from dmask.eyes import IRIS_MAX_SHIFT, refine_eyes, refine_iris, refine_lids
+from dmask.eyes import IRIS_MAX_SHIFT, corneal_reflexes, refine_eyes, refine_iris, refine_lids
 
 H, W = 160, 240
 CX, CY = 120.0, 80.0  # centre of the drawn eye opening
@@ -19,9 +19,12 @@ def lid_points(half_height: float) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([x, CY - bulge], 1), np.stack([x, CY + bulge], 1)
 
 
-def draw_eye(iris_centre, half_height=10.0, radius=RADIUS, noise=3.0, glare=False, flat=False, seed=0):
+def draw_eye(iris_centre, half_height=10.0, radius=RADIUS, noise=3.0, glare=False, flat=False, seed=0,
+             catch=(2.0, -2.0), skin_spot=None):
     """An RGB eye: skin, a white sclera inside the lids, a dark iris (radius px) with a pupil and a
-    catchlight, slightly blurred and noisy. Drawn at 4x and averaged (anti-aliased edges)."""
+    catchlight (a corneal reflex of radius 1.2 px at ``catch`` from the iris centre; None: none),
+    slightly blurred and noisy. ``skin_spot``: a white spot of the same size on the skin at that image
+    point. Drawn at 4x and averaged (anti-aliased edges)."""
     if flat:
         return np.full((H, W, 3), 128, np.uint8)
     s = 4
@@ -35,11 +38,14 @@ def draw_eye(iris_centre, half_height=10.0, radius=RADIUS, noise=3.0, glare=Fals
     img[:] = (200, 160, 140)  # skin
     eye = np.where((d < radius)[..., None], (70, 45, 30), (225, 220, 215))
     eye = np.where((d < radius * 0.35)[..., None], (15, 12, 10), eye)
-    catch = np.hypot(x - iris_centre[0] - 2, y - iris_centre[1] + 2) < 1.2
-    eye = np.where(catch[..., None], (250, 250, 250), eye)
+    if catch is not None:
+        spot = np.hypot(x - iris_centre[0] - catch[0], y - iris_centre[1] - catch[1]) < 1.2
+        eye = np.where(spot[..., None], (250, 250, 250), eye)
     if glare:
         eye = np.where((d < radius * 1.2)[..., None], (255, 255, 255), eye)
     img = np.where(opening[..., None], eye, img)
+    if skin_spot is not None:
+        img = np.where((np.hypot(x - skin_spot[0], y - skin_spot[1]) < 1.2)[..., None], 250.0, img)
     img = img.reshape(H, s, W, s, 3).mean(axis=(1, 3))
     from scipy.ndimage import gaussian_filter
 
@@ -180,3 +186,22 @@ def test_refine_eyes_is_the_iris_then_the_lids():
     p = face_points(GUESS, half_height=11.0, radius=9.0)
     p[list(topology.LID_POINTS[0][:7]), 1] -= 1.5
     np.testing.assert_array_equal(refine_eyes(img, p), refine_lids(img, refine_iris(img, p)))
+
+
+@pytest.mark.parametrize("catch, seed", [((1.0, -1.0), 0), ((-1.5, 0.5), 1), ((0.5, 1.5), 2), ((-6.5, 0.5), 3)])
+def test_corneal_reflex_found_where_drawn(catch, seed):
+    """Over the pupil (where a light at the camera puts it for gazes within about 20 degrees of the
+    camera) and over the iris, clear of the pupil's edge."""
+    img = draw_eye(TRUE, seed=seed, catch=catch)
+    found = corneal_reflexes(img, face_points(TRUE))
+    assert np.linalg.norm(found[0] - np.add(TRUE, catch)) < 0.15
+    assert np.isnan(found[1]).all()  # eye 1 has no points on the image
+
+
+@pytest.mark.parametrize("kind", ["none", "glare", "skin"])
+def test_no_corneal_reflex_without_a_small_spot_on_the_iris(kind):
+    """No reflex drawn; the iris under wide glare; a bright spot on the lid skin just above the iris
+    (inside the search radius, outside the opening)."""
+    img = draw_eye(TRUE, catch=None, glare=kind == "glare",
+                   skin_spot=(TRUE[0], CY - 10.0 * (1 - ((TRUE[0] - CX) / HALF_WIDTH) ** 2) - 3.0) if kind == "skin" else None)
+    assert np.isnan(corneal_reflexes(img, face_points(TRUE))).all()

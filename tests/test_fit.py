@@ -126,3 +126,48 @@ def test_fill_missing_holds_the_last_good_state():
     observed = np.array([False, True, True, False, False, True])
     values = np.array([10.0, 20.0, 30.0])
     np.testing.assert_array_equal(fill_missing(values, observed), [10, 10, 20, 20, 20, 30])
+
+
+def reflex_case(corner_shift_mm=0.0, light_shift_mm=0.0, reflex_share=1.0):
+    """A turning head whose eyes look about, with the corneal reflexes of a light at the camera.
+    The right eye's corners are read corner_shift_mm to the side (head x, as MediaPipe's corners
+    drift); the reflexes are seen light_shift_mm (image x, mm) from where a light at the camera puts
+    them (a light beside the camera), in the first reflex_share of the frames. Returns the track and
+    the true gaze."""
+    n = 90
+    t = np.linspace(0, 2 * np.pi, n)[:, None]
+    gaze = np.stack([np.hstack([12 * np.sin(t), 6 * np.cos(t)]), np.hstack([8 + 12 * np.sin(t), 6 * np.cos(t)])], axis=1)
+    rots = np.stack([pose_for(*a) for a in np.hstack([12 * np.sin(t), 8 * np.cos(t), 4 * np.sin(2 * t)])])
+    scale, trans = np.full(n, 3.0), np.tile([240.0, 200.0, 100.0], (n, 1))
+    centres = TEMPLATE.eye_centres()
+    shapes, reflexes = [], np.full((n, 2, 2), np.nan, np.float32)
+    for i, g in enumerate(gaze):
+        shape = synthetic_face(g)
+        shape[[topology.OUTER_CORNER[0], topology.INNER_CORNER[0]], 0] += corner_shift_mm
+        shapes.append(shape)
+        if i < reflex_share * n:
+            cornea = centres + topology.CORNEA_OFFSET_MM * geometry.gaze_vector(g)
+            reflexes[i] = geometry.apply_pose(cornea, scale[i], rots[i], trans[i])[:, :2] + [scale[i] * light_shift_mm, 0]
+    track = make_track(shapes, scale, rots, trans)
+    return Track(points=track.points, present=track.present, reflexes=reflexes), gaze
+
+
+def test_corneal_reflex_anchors_an_eye_whose_corners_are_read_aside():
+    track, gaze = reflex_case(corner_shift_mm=0.6)
+    without, _ = fit_track(Track(points=track.points, present=track.present), TEMPLATE)
+    with_reflex, _ = fit_track(track, TEMPLATE)
+    err = lambda fit, k: np.median(np.abs(fit.gaze[:, 0, k] - gaze[:, 0, k]))
+    assert err(without, 0) > 2.0  # 0.6 mm of corner drift is about 3 degrees
+    assert err(with_reflex, 0) < 0.3 and err(with_reflex, 1) < 0.3
+    # the other eye keeps its corner anchor (the mm scale moves a little with the first eye's gaze)
+    np.testing.assert_allclose(with_reflex.gaze[:, 1], without.gaze[:, 1], atol=0.01)
+
+
+@pytest.mark.parametrize("light_shift_mm, reflex_share", [(-1.5, 1.0), (0.0, 0.05)])
+def test_corneal_reflex_is_not_used_from_a_light_aside_or_when_rarely_seen(light_shift_mm, reflex_share):
+    """A light beside the camera moves the reflex 1.5 mm, the anchor twice that (beyond
+    REFLEX_MAX_SHIFT_MM); a reflex seen in 5 % of the frames is too rare."""
+    track, _ = reflex_case(corner_shift_mm=0.6, light_shift_mm=light_shift_mm, reflex_share=reflex_share)
+    without, _ = fit_track(Track(points=track.points, present=track.present), TEMPLATE)
+    with_reflex, _ = fit_track(track, TEMPLATE)
+    np.testing.assert_allclose(with_reflex.gaze, without.gaze, atol=1e-6)
