@@ -35,7 +35,6 @@ FILTER_BLOCK = 64  # channels filtered at once
 # On long videos the neutral face and the landmark jitter come from at most this many frames, spread
 # over the video, so that memory does not grow with the video's length.
 MAX_STAT_FRAMES = 1000
-FRONTAL = np.diag([1.0, -1.0, -1.0])  # head space -> image space for a face looking at the camera
 # An eye turns about 50 degrees at most from the primary position; a fit beyond 60 comes from an iris
 # landmark near the rim of the model eyeball's silhouette, where a pixel of noise is tens of degrees.
 MAX_ECCENTRICITY_DEG = 60.0
@@ -330,8 +329,8 @@ def bilateral_filter(x: np.ndarray) -> np.ndarray:
 
 def smooth_pose(pose: Pose) -> Pose:
     """Bilateral-filter log-scale, rotation (relative to frontal, away from the angle wrap) and translation."""
-    rel = geometry.rotation_to_vector(pose.rotation @ FRONTAL)
-    rot = geometry.vector_to_rotation(bilateral_filter(rel)) @ FRONTAL
+    rel = geometry.rotation_to_vector(pose.rotation @ geometry.FRONTAL)
+    rot = geometry.vector_to_rotation(bilateral_filter(rel)) @ geometry.FRONTAL
     return Pose(
         scale=np.exp(bilateral_filter(np.log(pose.scale))),
         rotation=rot,

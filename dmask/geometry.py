@@ -4,6 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 
+FRONTAL = np.diag([1.0, -1.0, -1.0])  # head space -> image space for a face looking at the camera
+
+
 def similarity_fit(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None):
     """Least-squares similarity transform with ``dst ~ scale * R @ src + t``.
 

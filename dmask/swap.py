@@ -52,13 +52,16 @@ def mask_geometry(fit: FaceFit, i: int, template: Template) -> MaskGeometry:
     """Image-space geometry of one face in frame i, ready for the renderer."""
     v = head_shape(fit, i, template)
     s, rot, t = fit.pose.scale[i], fit.pose.rotation[i], fit.pose.translation[i]
-    # Fixed in the head, like the subject's eyeball centres that the gaze was fitted against.
-    centres = template.eye_centres()
+    # The head is drawn turned so that the landmark stage reads the subject's pose; the eyes look
+    # where the subject's do, relative to that pose. The eyeball centres are fixed in the head, like
+    # the subject's that the gaze was fitted against.
+    drawn = template.drawn_rotation(rot)
     gaze = geometry.gaze_vector(fit.gaze[i]) @ rot.T
+    mid = canthi_mid(template.vertices)
     return MaskGeometry(
-        vertices=geometry.apply_pose(v, s, rot, t),
-        rotation=rot,
-        eye_centres=geometry.apply_pose(centres, s, rot, t),
+        vertices=geometry.apply_pose(v, s, drawn, t),
+        rotation=drawn,
+        eye_centres=geometry.apply_pose(mid, s, drawn, t) + s * (template.eye_centres() - mid) @ rot.T,
         eye_radius=float(s * topology.EYEBALL_RADIUS_MM),
         gaze=gaze,
     )

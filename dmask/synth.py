@@ -24,7 +24,6 @@ from .swap import head_shape
 from .template import Template, canthi_mid, load_template, with_corner_offsets
 from .types import FaceFit, MaskOptions, Pose, Track
 
-FRONTAL = np.diag([1.0, -1.0, -1.0])  # head space -> image space, facing the camera
 FACE_CENTRE_MM = np.array([0.0, -30.0, 0.0])  # head-space point put at the image centre
 SMILE_RADIUS_MM = 12.0  # falloff of the smile's pull around each mouth corner
 
@@ -91,7 +90,7 @@ class SynthTruth:
 
 def _xyz(angles: np.ndarray) -> np.ndarray:
     rx, ry, rz = (geometry.vector_to_rotation(np.radians(np.eye(3)[k] * angles[k])) for k in range(3))
-    return FRONTAL @ (rx @ ry @ rz)
+    return geometry.FRONTAL @ (rx @ ry @ rz)
 
 
 def head_rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:

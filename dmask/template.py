@@ -13,6 +13,7 @@ from importlib import resources
 
 import numpy as np
 
+from . import geometry
 from .topology import BROWS, EYE_CORNERS, EYEBALL_RADIUS_MM, INNER_CORNER, IRIS_CENTRE, OUTER_CORNER
 
 ASSET = "template.npz"
@@ -28,6 +29,18 @@ class Template:
     # (4, 3) mm, per eye corner (EYE_CORNERS order): where the landmark stage reads the corner on the
     # rendered template, relative to the vertex (tools/calibrate_template.py).
     corner_offsets: np.ndarray
+    # How the landmark stage reads the rendered template's head rotation (tools/calibrate_template.py):
+    # read = pose_gain @ drawn + pose_offset, rotations as axis-angle vectors (radians) relative to
+    # the frontal pose. It reads the template's turns 13-18 % short and its pitch ~2 degrees down.
+    pose_gain: np.ndarray  # (3, 3)
+    pose_offset: np.ndarray  # (3,)
+
+    def drawn_rotation(self, rotation: np.ndarray) -> np.ndarray:
+        """The head rotation (..., 3, 3) at which to draw the template so that the landmark stage reads
+        ``rotation``: the inverse of its calibrated reading (``pose_gain``, ``pose_offset``)."""
+        v = geometry.rotation_to_vector(geometry.FRONTAL @ rotation)
+        drawn = np.linalg.solve(self.pose_gain, (v - self.pose_offset)[..., None])[..., 0]
+        return geometry.FRONTAL @ geometry.vector_to_rotation(drawn)
 
     def landmarks(self) -> np.ndarray:
         """(478, 3) the template as the landmark stage reports it: the vertices, with the eye corners
@@ -82,7 +95,7 @@ def expression_features(shape: np.ndarray) -> np.ndarray:
 
 def template_from(data) -> Template:
     """A Template from the asset's arrays (a mapping of name -> array, as ``np.load`` gives); without
-    ``corner_offsets`` (a template not yet calibrated) the corners are taken as drawn."""
+    ``corner_offsets`` and the pose reading (a template not yet calibrated) it is taken as read as drawn."""
     return Template(
         vertices=np.asarray(data["vertices"], np.float64),
         triangles=np.asarray(data["triangles"], np.int32),
@@ -91,6 +104,8 @@ def template_from(data) -> Template:
         n_identities=int(data["n_identities"]),
         corner_offsets=np.asarray(data["corner_offsets"], np.float64) if "corner_offsets" in data
         else np.zeros((len(EYE_CORNERS), 3)),
+        pose_gain=np.asarray(data["pose_gain"], np.float64) if "pose_gain" in data else np.eye(3),
+        pose_offset=np.asarray(data["pose_offset"], np.float64) if "pose_offset" in data else np.zeros(3),
     )
 
 

@@ -1,14 +1,22 @@
-"""Measure where the landmark stage reads the template's eye corners, and store it in the template.
+"""Measure how the landmark stage reads the rendered template, and store it in the template.
 
     python tools/calibrate_template.py      # after tools/build_template.py, and whenever the renderer
                                             # or the landmark stage changes (tests/test_template.py checks)
 
-Renders the template (``dmask.synth``, through the real renderer and H.264) with the head turned and
-tilted and the eyes looking about, runs dmask's landmark stage on it (MediaPipe, then the eyes'
-pixel refinement), takes each eye corner it reports back into head space with the known pose, and
-writes the mean offset from the vertex as ``corner_offsets`` in dmask/assets/template.npz
-(``Template.landmarks``). The synthetic lids are given relative to the corners as read, so these
-renders do not depend on the offsets and one measurement suffices. Uses nothing but the template.
+Renders the template (through the real renderer and H.264), runs dmask's landmark stage on it
+(MediaPipe, then the eyes' pixel refinement) and compares what it reports with what was drawn:
+
+* the head pose: the template is drawn in a grid of head turns, tilts and rolls, and its pose is read
+  as the fit reads it (``fit.fit_pose`` against ``Template.landmarks``). The reading is linear in the
+  drawn rotation (axis-angle vectors): read = gain @ drawn + offset, stored as ``pose_gain`` and
+  ``pose_offset``; ``Template.drawn_rotation`` inverts it, so a mask is read in the pose it was given.
+* the eye corners: with the head turned and tilted and the eyes looking about, each corner reported is
+  taken back into head space with the known pose; the mean offset from the vertex is stored as
+  ``corner_offsets`` (``Template.landmarks``). The synthetic lids are given relative to the corners as
+  read, so these renders do not depend on the offsets.
+
+Each depends a little on the other (the corners are 4 of the points the pose is read from), so the two
+are measured twice in turn. Writes dmask/assets/template.npz; uses nothing but the template.
 """
 from __future__ import annotations
 
@@ -16,6 +24,7 @@ import argparse
 import sys
 import tempfile
 from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +33,54 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dmask import geometry, synth  # noqa: E402
+from dmask.fit import fit_pose  # noqa: E402
 from dmask.landmarks import LandmarkTracker  # noqa: E402
+from dmask.params import MaskParams  # noqa: E402
+from dmask.pipeline import render_params  # noqa: E402
 from dmask.template import ASSET, Template, template_from  # noqa: E402
 from dmask.topology import EYE_CORNERS  # noqa: E402
+from dmask.types import MaskOptions, Pose  # noqa: E402
 from dmask.video import iter_frames  # noqa: E402
 
 HEADS = ((0.0, 0.0, 0.0), (10.0, 0.0, 0.0), (-10.0, 0.0, 0.0), (0.0, 8.0, 0.0), (0.0, -8.0, 0.0))
 # (time s, yaw, pitch): primary gaze, then 10 degrees to either side, then 6 up and down
 FIXATIONS = ((0.0, 0.0, 0.0), (0.6, 10.0, 0.0), (1.2, -10.0, 0.0), (1.8, 0.0, 6.0), (2.4, 0.0, -6.0))
+# The pose grid (yaw, pitch, roll degrees), each pose held POSE_HOLD frames; the reading of the last
+# POSE_HOLD - POSE_SETTLE of them is used (the landmark stage tracks from frame to frame).
+POSE_GRID = tuple((y, p, r) for y in (-16.0, -8.0, 0.0, 8.0, 16.0) for p in (-10.0, 0.0, 10.0) for r in (-6.0, 0.0, 6.0))
+POSE_HOLD, POSE_SETTLE = 5, 2
+ROUNDS = 2
+
+
+def rotation_vectors(rotation: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) head rotations -> (..., 3) axis-angle vectors relative to the frontal pose."""
+    return geometry.rotation_to_vector(geometry.FRONTAL @ rotation)
+
+
+def read_pose(template: Template, workdir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(gain (3, 3), offset (3,)) of the head rotation read against the rotation asked for."""
+    spec = synth.SynthSpec(seconds=len(POSE_GRID) * POSE_HOLD / synth.SynthSpec.fps)
+    fit = synth.synth_fit(spec, template)
+    asked = np.repeat(np.stack([synth.head_rotation(*h) for h in POSE_GRID]), POSE_HOLD, axis=0)
+    centre = np.array([spec.size / 2, spec.size / 2, 0.0])
+    trans = centre - spec.px_per_mm * np.einsum("fij,j->fi", asked, synth.FACE_CENTRE_MM)
+    fit = replace(fit, pose=Pose(scale=fit.pose.scale, rotation=asked, translation=trans))
+    video = workdir / "pose.mp4"
+    params = MaskParams(width=spec.size, height=spec.size, time_base=Fraction(1, spec.fps),
+                        pts=np.arange(fit.n_frames), is_image=False, faces=(fit,))
+    render_params(params, video, MaskOptions(), template=template)
+    reference, want, got = template.landmarks(), [], []
+    with LandmarkTracker(max_faces=1) as tracker:
+        for i, frame in enumerate(iter_frames(video)):
+            faces = tracker(frame.image)
+            if faces and i % POSE_HOLD >= POSE_SETTLE:
+                got.append(fit_pose(faces[0].points[None].astype(np.float64), reference).rotation[0])
+                want.append(asked[i])
+    # Against the rotation actually drawn (asked for, through the current reading model).
+    drawn = rotation_vectors(template.drawn_rotation(np.array(want)))
+    design = np.column_stack([drawn, np.ones(len(drawn))])
+    coef, *_ = np.linalg.lstsq(design, rotation_vectors(np.array(got)), rcond=None)
+    return coef[:3].T, coef[3]
 
 
 def read_offsets(template: Template, workdir: Path) -> np.ndarray:
@@ -62,12 +111,19 @@ def main() -> int:
     path = ROOT / "dmask" / "assets" / ASSET
     with np.load(path) as data:
         arrays = {k: data[k] for k in data.files}
-    template = replace(template_from(arrays), corner_offsets=np.zeros((len(EYE_CORNERS), 3)))
+    template = replace(template_from(arrays), pose_gain=np.eye(3), pose_offset=np.zeros(3))
     with tempfile.TemporaryDirectory() as tmp:
-        offsets = read_offsets(template, Path(tmp))
-    arrays["corner_offsets"] = offsets.astype(np.float32)
+        for _ in range(ROUNDS):
+            gain, offset = read_pose(template, Path(tmp))
+            template = replace(template, pose_gain=gain, pose_offset=offset)
+            template = replace(template, corner_offsets=read_offsets(template, Path(tmp)))
+    arrays["pose_gain"] = template.pose_gain.astype(np.float32)
+    arrays["pose_offset"] = template.pose_offset.astype(np.float32)
+    arrays["corner_offsets"] = template.corner_offsets.astype(np.float32)
     np.savez_compressed(path, **arrays)
-    print(f"corner offsets (mm; outer R, outer L, inner R, inner L):\n{offsets.round(2)}\nwritten to {path}")
+    print(f"head pose read = gain @ drawn + offset (axis-angle, rad):\n{gain.round(3)}\n{offset.round(4)}\n"
+          f"corner offsets (mm; outer R, outer L, inner R, inner L):\n{template.corner_offsets.round(2)}\n"
+          f"written to {path}")
     return 0
 
 
