@@ -328,9 +328,10 @@ def corneal_reflexes(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     """The corneal reflex of each eye in the image: (2, 2) pixels, NaN for an eye without a clear one.
 
     The brightest spot over the iris, inside the lid opening, that stands ``REFLEX_MIN_CONTRAST`` above
-    the iris and is small (it falls back by ``REFLEX_MIN_ISOLATION`` of its rise within a ring around
-    it, on 90 % of the ring: glare from glasses, a lit sclera patch or the lid's edge do not); its place is the top of a Gaussian through
-    its brightest pixel and their neighbours, above the surround. Reads the iris centre and ring of ``points`` (refined: ``refine_iris``).
+    the iris and is small: it falls back by ``REFLEX_MIN_ISOLATION`` of its rise on 90 % of a ring
+    around it (glare from glasses, a lit patch of sclera or the lid's edge do not). Its place is the
+    top of a Gaussian through its brightest pixel and that pixel's neighbours, above the surround.
+    Reads the iris centre and ring of ``points`` (refined: ``refine_iris``).
     image : (H, W, 3) uint8 RGB; points : (478, 3) image pixels.
     """
     out = np.full((2, 2), np.nan, np.float32)
@@ -366,8 +367,8 @@ def corneal_reflexes(image: np.ndarray, points: np.ndarray) -> np.ndarray:
         # A Gaussian through the brightest pixel and its neighbours, along x and along y.
         lv = np.log(np.maximum(grey[ky - 1 : ky + 2, kx - 1 : kx + 2] - around, 1e-3))
         sub = []
-        for a, b, c in ((lv[1, 0], lv[1, 1], lv[1, 2]), (lv[0, 1], lv[1, 1], lv[2, 1])):
-            den = a - 2 * b + c
-            sub.append(float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) if den < 0 else 0.0)
+        for before, top, after in ((lv[1, 0], lv[1, 1], lv[1, 2]), (lv[0, 1], lv[1, 1], lv[2, 1])):
+            den = before - 2 * top + after
+            sub.append(float(np.clip(0.5 * (before - after) / den, -0.5, 0.5)) if den < 0 else 0.0)
         out[eye] = (x0 + kx + 0.5 + sub[0], y0 + ky + 0.5 + sub[1])
     return out
