@@ -511,11 +511,12 @@ def _harmonic_design(t: np.ndarray, f: float, k: int) -> np.ndarray:
 def oscillation(t: np.ndarray, xy: np.ndarray, fps: float) -> Oscillation | None:
     """Dominant oscillation of a short gaze trace (Lomb-Scargle search, then a harmonic fit).
 
-    t : (m,) seconds; xy : (m, 2) yaw, pitch degrees. The trace is detrended (linear), projected on
-    its principal axis, and the frequency whose sinusoid explains most variance is searched on a
-    0.01 Hz grid between NYSTAGMUS_MIN_HZ and the Nyquist limit. A fundamental plus harmonics below
-    Nyquist then gives the waveform: its peak-to-peak amplitude and the asymmetry of its two phases'
-    velocities (a jerk nystagmus has a slow and a fast phase, a pendular one neither).
+    t : (m,) seconds; xy : (m, 2) yaw, pitch degrees. The trace is detrended (linear), and the
+    frequency whose sinusoids (yaw and pitch) explain most variance is searched on a 0.01 Hz grid
+    between NYSTAGMUS_MIN_HZ and the Nyquist limit. A fundamental plus harmonics below Nyquist, fitted
+    to both, gives the beat's direction (the principal axis of that periodic part); along it, the
+    waveform: its peak-to-peak amplitude and the asymmetry of its two phases' velocities (a jerk
+    nystagmus has a slow and a fast phase, a pendular one neither).
     """
     m = len(t)
     nyquist = 0.5 * fps
@@ -525,30 +526,33 @@ def oscillation(t: np.ndarray, xy: np.ndarray, fps: float) -> Oscillation | None
         return None
     a = np.stack([np.ones(m), t - t.mean()], axis=1)
     resid = xy - a @ np.linalg.lstsq(a, xy, rcond=None)[0]
-    cov = resid.T @ resid
-    w, v = np.linalg.eigh(cov)
-    axis = v[:, 1]
-    if axis[np.argmax(np.abs(axis))] < 0:
-        axis = -axis
-    s = resid @ axis
-    total = float(s @ s)
-    if total <= 1e-12:
+    if float((resid**2).sum()) <= 1e-12:
         return None
     freqs = np.arange(f_min, f_max, 0.01)
     ph = 2 * np.pi * freqs[:, None] * t[None, :]
     c, sn = np.cos(ph), np.sin(ph)
     # Least-squares power of a sinusoid at each frequency (Lomb 1976; Scargle 1982), without the
-    # time-shift term: the 2x2 normal equations solved per frequency.
+    # time-shift term: the 2x2 normal equations solved per frequency, summed over yaw and pitch.
     cc, ss, cs = (c * c).sum(1), (sn * sn).sum(1), (c * sn).sum(1)
-    yc, ys = c @ s, sn @ s
-    det = np.maximum(cc * ss - cs**2, 1e-12)
-    power = (ss * yc**2 - 2 * cs * yc * ys + cc * ys**2) / det
+    yc, ys = c @ resid, sn @ resid  # (F, 2)
+    det = np.maximum(cc * ss - cs**2, 1e-12)[:, None]
+    power = ((ss[:, None] * yc**2 - 2 * cs[:, None] * yc * ys + cc[:, None] * ys**2) / det).sum(axis=1)
     best = int(np.argmax(power))
     if best == 0:
         return None  # still rising at the lowest frequency: a drift, not an oscillation
     f0 = float(freqs[best])
     k = max(1, min(NYSTAGMUS_MAX_HARMONICS, int(np.floor(0.95 * nyquist / f0))))
     design = _harmonic_design(t, f0, k)
+    # The beat's direction: the principal axis of the periodic part of the fit (not of the whole
+    # trace, where noise along the other axis could outweigh a small beat).
+    periodic = design[:, 2:] @ np.linalg.lstsq(design, resid, rcond=None)[0][2:]
+    axis = np.linalg.eigh(periodic.T @ periodic)[1][:, 1]
+    if axis[np.argmax(np.abs(axis))] < 0:
+        axis = -axis
+    s = resid @ axis
+    total = float(s @ s)
+    if total <= 1e-12:
+        return None
     coef = np.linalg.lstsq(design, s, rcond=None)[0]
     periodicity = float(1 - ((s - design @ coef) ** 2).sum() / total)
     # One period of the fitted waveform, finely sampled.

@@ -13,8 +13,8 @@ The issue's numeric bars on rendered videos: blink events F1 >= 0.95, nystagmus 
 and fissure height within 0.3 mm, pitch within 2 deg, the vertical deviation within 2 PD and nystagmus
 amplitude within 25% are not met yet by the rendered chain and are not asserted. Median errors on the
 four accuracy clips: MRD1 0.06-0.63 mm, fissure height 0.13-0.60 mm, yaw 0.12-1.07 deg, pitch
-0.34-4.5 deg, horizontal deviation 0.06-1.2 PD, vertical 2.0-7.5 PD, nystagmus amplitude -5% to -25%
-(one eye of the pendular clip not found). On exact landmarks every value comes back exact, so the
+0.34-4.5 deg, horizontal deviation 0.06-1.2 PD, vertical 2.0-7.5 PD, nystagmus amplitude -4% to -34%.
+On exact landmarks every value comes back exact, so the
 error is the reading of the rendered eye: MediaPipe follows only part of a lid lowered over the iris,
 and its eye corners, on which the eyeballs' heights rest, move with lids, pose and gaze.
 """
