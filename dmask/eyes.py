@@ -88,6 +88,13 @@ def _crop(image: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray
     return cv2.GaussianBlur(grey, (0, 0), IRIS_BLUR_PX), int(x0), int(y0)
 
 
+def _parabola_peak(before: float, top: float, after: float) -> float:
+    """Offset (-0.5..0.5 samples) of the top of a parabola through three equally spaced samples, the
+    middle one the largest; 0 where they do not bend down."""
+    den = before - 2 * top + after
+    return float(np.clip(0.5 * (before - after) / den, -0.5, 0.5)) if np.isfinite(den) and den < 0 else 0.0
+
+
 def _opening(lids: np.ndarray, shape: tuple[int, int], margin: int) -> np.ndarray:
     """(H, W) uint8 mask of the eye opening inside the lid ring ``lids`` (pixels of the crop, pixel
     centres at +0.5), pulled in from the lids by ``margin`` pixels."""
@@ -205,10 +212,7 @@ def iris_circle(image: np.ndarray, points: np.ndarray, eye: int) -> tuple[np.nda
     for axis in range(2):
         nb = [_GRID_INDEX[grid is _GRID_FINE].get(tuple(np.add(grid[i], d))) for d in _NEIGHBOURS[axis]]
         if None not in nb:
-            lo_, hi_ = s[nb[0]], s[nb[1]]
-            den = lo_ - 2 * s[i] + hi_
-            if np.isfinite(den) and den < 0:
-                off[axis] += float(np.clip(0.5 * (lo_ - hi_) / den, -0.5, 0.5)) * grid_step
+            off[axis] += _parabola_peak(s[nb[0]], s[i], s[nb[1]]) * grid_step
 
     if np.linalg.norm(off) > IRIS_MAX_SHIFT * r0:
         return None
@@ -292,10 +296,7 @@ def lid_shifts(grey: np.ndarray, p: np.ndarray, eye: int, r: float) -> np.ndarra
     found = (strength >= LID_MIN_CONTRAST) & (best > 0) & (best < len(t) - 1) & ~over_iris
     offset = t[best].astype(np.float64)
     for k in np.flatnonzero(found):  # parabola through the peak and its neighbours
-        a, b, c = step[k, best[k] - 1], step[k, best[k]], step[k, best[k] + 1]
-        den = a - 2 * b + c
-        if den < 0:
-            offset[k] += float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) * LID_SAMPLE_PX
+        offset[k] += _parabola_peak(*step[k, best[k] - 1 : best[k] + 2]) * LID_SAMPLE_PX
 
     # Per lid, a straight line along the eye through the found offsets (weighted by step strength):
     # a common shift and a tilt, read over the sclera on both sides of the iris.
@@ -366,9 +367,5 @@ def corneal_reflexes(image: np.ndarray, points: np.ndarray) -> np.ndarray:
         around = float(np.median(grey[ring]))
         # A Gaussian through the brightest pixel and its neighbours, along x and along y.
         lv = np.log(np.maximum(grey[ky - 1 : ky + 2, kx - 1 : kx + 2] - around, 1e-3))
-        sub = []
-        for before, top, after in ((lv[1, 0], lv[1, 1], lv[1, 2]), (lv[0, 1], lv[1, 1], lv[2, 1])):
-            den = before - 2 * top + after
-            sub.append(float(np.clip(0.5 * (before - after) / den, -0.5, 0.5)) if den < 0 else 0.0)
-        out[eye] = (x0 + kx + 0.5 + sub[0], y0 + ky + 0.5 + sub[1])
+        out[eye] = (x0 + kx + 0.5 + _parabola_peak(*lv[1]), y0 + ky + 0.5 + _parabola_peak(*lv[:, 1]))
     return out

@@ -545,7 +545,8 @@ def oscillation(t: np.ndarray, xy: np.ndarray, fps: float) -> Oscillation | None
     design = _harmonic_design(t, f0, k)
     # The beat's direction: the principal axis of the periodic part of the fit (not of the whole
     # trace, where noise along the other axis could outweigh a small beat).
-    periodic = design[:, 2:] @ np.linalg.lstsq(design, resid, rcond=None)[0][2:]
+    coef2 = np.linalg.lstsq(design, resid, rcond=None)[0]  # (p, 2) yaw and pitch
+    periodic = design[:, 2:] @ coef2[2:]
     axis = np.linalg.eigh(periodic.T @ periodic)[1][:, 1]
     if axis[np.argmax(np.abs(axis))] < 0:
         axis = -axis
@@ -553,7 +554,7 @@ def oscillation(t: np.ndarray, xy: np.ndarray, fps: float) -> Oscillation | None
     total = float(s @ s)
     if total <= 1e-12:
         return None
-    coef = np.linalg.lstsq(design, s, rcond=None)[0]
+    coef = coef2 @ axis  # the fit of the trace along the axis (least squares is linear in the data)
     periodicity = float(1 - ((s - design @ coef) ** 2).sum() / total)
     # One period of the fitted waveform, finely sampled.
     u = np.linspace(0, 1 / f0, 400, endpoint=False)

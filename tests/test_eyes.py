@@ -201,7 +201,7 @@ def test_corneal_reflex_found_where_drawn(catch, seed):
 @pytest.mark.parametrize("kind", ["none", "glare", "skin"])
 def test_no_corneal_reflex_without_a_small_spot_on_the_iris(kind):
     """No reflex drawn; the iris under wide glare; a bright spot on the lid skin just above the iris
-    (inside the search radius, outside the opening)."""
+    (outside the opening, and not isolated: the skin around it is bright)."""
     img = draw_eye(TRUE, catch=None, glare=kind == "glare",
                    skin_spot=(TRUE[0], CY - 10.0 * (1 - ((TRUE[0] - CX) / HALF_WIDTH) ** 2) - 3.0) if kind == "skin" else None)
     assert np.isnan(corneal_reflexes(img, face_points(TRUE))).all()

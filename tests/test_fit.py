@@ -10,7 +10,7 @@ from dmask.template import canthi_mid, load_template
 from dmask.types import Track
 
 TEMPLATE = load_template()
-FRONTAL = np.diag([1.0, -1.0, -1.0])
+FRONTAL = geometry.FRONTAL
 
 
 def synthetic_face(gaze_deg, lid_drop_mm=(0.0, 0.0)):

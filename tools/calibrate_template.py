@@ -24,7 +24,6 @@ import argparse
 import sys
 import tempfile
 from dataclasses import replace
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +34,6 @@ sys.path.insert(0, str(ROOT))
 from dmask import geometry, synth  # noqa: E402
 from dmask.fit import fit_pose  # noqa: E402
 from dmask.landmarks import LandmarkTracker  # noqa: E402
-from dmask.params import MaskParams  # noqa: E402
 from dmask.pipeline import render_params  # noqa: E402
 from dmask.template import ASSET, Template, template_from  # noqa: E402
 from dmask.topology import EYE_CORNERS  # noqa: E402
@@ -66,9 +64,7 @@ def read_pose(template: Template, workdir: Path) -> tuple[np.ndarray, np.ndarray
     trans = centre - spec.px_per_mm * np.einsum("fij,j->fi", asked, synth.FACE_CENTRE_MM)
     fit = replace(fit, pose=Pose(scale=fit.pose.scale, rotation=asked, translation=trans))
     video = workdir / "pose.mp4"
-    params = MaskParams(width=spec.size, height=spec.size, time_base=Fraction(1, spec.fps),
-                        pts=np.arange(fit.n_frames), is_image=False, faces=(fit,))
-    render_params(params, video, MaskOptions(), template=template)
+    render_params(replace(synth.synth_params(spec, template), faces=(fit,)), video, MaskOptions(), template=template)
     reference, want, got = template.landmarks(), [], []
     with LandmarkTracker(max_faces=1) as tracker:
         for i, frame in enumerate(iter_frames(video)):
