@@ -72,6 +72,15 @@ def test_rank1_by_hand():
         stats.rank1(probes[:1], ["z"], CANDIDATES, LABELS)
 
 
+def test_commonest_nearest_by_hand():
+    # nearest identities a, b, b, c: b is nearest to half the probes
+    probes = np.array([[0.1, 0], [0.9, 0], [1.2, 0], [2.9, 0]])
+    assert stats.commonest_nearest(probes, CANDIDATES, LABELS) == ("b", 0.5)
+    assert stats.commonest_nearest(probes[:1], CANDIDATES, LABELS) == ("a", 1.0)
+    name, share = stats.commonest_nearest(np.zeros((0, 2)), CANDIDATES, LABELS)
+    assert name is None and math.isnan(share)
+
+
 def test_verification_and_threshold_by_hand():
     probes = np.array([[0.5, 0], [0.7, 0], [1.5, 0]])
     # own identity a for all three: distances to a's nearest reference 0.3, 0.5, 1.3
@@ -197,6 +206,8 @@ def test_small_audit_privacy(small_audit):
     # The protocol works: unchanged frames are re-identified and accepted.
     assert identity.mask_to_face_rank1 >= 0.8 and identity.mask_to_face_rank1_box == 1.0
     assert identity.accept_at_match == 1.0 and identity.lineup_pick_rate > 0.9
+    # Unchanged frames are each nearest to their own patient: no one identity draws most of them.
+    assert identity.commonest_nearest_share == pytest.approx(1 / 3)
     # The eye crop (the paper's comparison) leaks more identity than dmask.
     assert crop.mask_to_face_rank1_box > dmask.mask_to_face_rank1_box
     # dmask: the mask is found as a face, nobody is accepted as the patient.

@@ -21,14 +21,15 @@ def tables(audit: dict) -> str:
     p = audit["privacy"]
     out += ["", "### Privacy, every method", "",
             "| method | probes | face detected | Mask→Face rank-1 (own detection) | Mask→Face rank-1 (original box) "
-            "| 1-of-6 lineup | Mask→Mask rank-1 | accepted at 0.6 | accepted at 1% FAR |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "| 1-of-6 lineup | Mask→Mask rank-1 | accepted at 0.6 | accepted at 1% FAR | commonest nearest identity |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for m in p["methods"]:
         out.append(f"| {m['method']} | {m['probes']} | {pct(m['detection_rate'])} | {pct(m['mask_to_face_rank1'])} | "
                    f"{pct(m['mask_to_face_rank1_box'])} | {pct(m['lineup_pick_rate'])} | {pct(m['mask_to_mask_rank1'])} | "
-                   f"{pct(m['accept_at_match'])} | {pct(m['accept_at_far'])} |")
+                   f"{pct(m['accept_at_match'])} | {pct(m['accept_at_far'])} | "
+                   f"{m.get('commonest_nearest') or '–'} ({pct(m.get('commonest_nearest_share'))}) |")
     out.append(f"| chance | | | {pct(p['chance'])} | {pct(p['chance'])} | {pct(1 / p['lineup_size'])} | "
-               f"{pct(p['link_chance'])} | | |")
+               f"{pct(p['link_chance'])} | | | ({pct(p['chance'])}) |")
     out += ["", f"{p['videos']} videos, {p['gallery_identities']} gallery identities, {p['identities']} identities in "
             f"the closed set. Threshold at {100 * p['far']:.0f}% false accepts among the originals: "
             f"{p['threshold_far']:.3f}. Original probes are accepted as themselves at 0.6 in "

@@ -175,6 +175,10 @@ class MethodPrivacy:
     mask_to_mask_rank1: float | None  # original face box; None with fewer than 2 videos
     accept_at_match: float  # verification at MATCH_THRESHOLD, original face box
     accept_at_far: float  # at the threshold giving FAR false accepts among the originals
+    # The identity nearest to the most probes (original face box), and the share of probes it is
+    # nearest to: far above chance, the method's outputs resemble that one person (stats.commonest_nearest).
+    commonest_nearest: str | None
+    commonest_nearest_share: float
 
 
 @dataclass(frozen=True)
@@ -234,6 +238,7 @@ def score_privacy(originals: Embedded, methods: dict[str, Embedded], gallery: tu
         if len(linked) >= 2:
             keep = np.isin(first_lab, linked)
             link = stats.rank1(first_vec[keep], list(np.array(first_lab, object)[keep]), second_vec, second_lab)
+        nearest, nearest_share = stats.commonest_nearest(box_vec, cand_vec, cand_lab)
         scores.append(MethodPrivacy(
             method=name, probes=n,
             detection_rate=float(e.detected[probes].mean()) if n else float("nan"),
@@ -244,6 +249,7 @@ def score_privacy(originals: Embedded, methods: dict[str, Embedded], gallery: tu
             mask_to_mask_rank1=link,
             accept_at_match=stats.acceptance(box_vec, box_lab, ref_vec, ref_lab, MATCH_THRESHOLD),
             accept_at_far=stats.acceptance(box_vec, box_lab, ref_vec, ref_lab, threshold),
+            commonest_nearest=nearest, commonest_nearest_share=nearest_share,
         ))
     linked_videos = len(set(originals.video[originals.first_half]) & set(originals.video[~originals.first_half]))
     return Privacy(

@@ -140,13 +140,14 @@ def audit_html(result: AuditResult, images: dict[str, bytes]) -> str:
     priv_rows = [[e(m.method), str(m.probes), percent(m.detection_rate), percent(m.mask_to_face_rank1),
                   percent(m.mask_to_face_rank1_box), percent(m.lineup_pick_rate),
                   percent(m.mask_to_mask_rank1) if m.mask_to_mask_rank1 is not None else "–",
-                  percent(m.accept_at_match), percent(m.accept_at_far)] for m in p.methods]
+                  percent(m.accept_at_match), percent(m.accept_at_far),
+                  f"{e(m.commonest_nearest or '–')} ({percent(m.commonest_nearest_share)})"] for m in p.methods]
     chance_row = ["<i>chance</i>", "", "", percent(p.chance), percent(p.chance), percent(1 / p.lineup_size),
-                  percent(p.link_chance) if p.link_chance is not None else "–", "", ""]
+                  percent(p.link_chance) if p.link_chance is not None else "–", "", "", f"({percent(p.chance)})"]
     priv = _table(priv_rows + [chance_row], [
         "method", "probes", "face detected", "Mask→Face rank-1 (own detection)", "Mask→Face rank-1 (original box)",
         f"1-of-{p.lineup_size} lineup pick rate", "Mask→Mask rank-1", "accepted at 0.6",
-        f"accepted at {number(p.threshold_far, 3)} ({percent(p.far)} FAR)"])
+        f"accepted at {number(p.threshold_far, 3)} ({percent(p.far)} FAR)", "commonest nearest identity (share of probes)"])
     acc = _table([[e(a), v, e(b), "–" if ok is None else ("pass" if ok else "<b>FAIL</b>")]
                   for a, v, b, ok in acceptance(result)], ["measure", "value", "bar", ""])
     fid = ""

@@ -144,6 +144,19 @@ def rank1(probes: np.ndarray, probe_labels, candidates: np.ndarray, candidate_la
     return float(np.mean([names[b] == lab for b, lab in zip(best, probe_labels)]))
 
 
+def commonest_nearest(probes: np.ndarray, candidates: np.ndarray, candidate_labels) -> tuple[str | None, float]:
+    """The identity most often nearest to the probes (``identity_distances``) and the share of probes
+    it is nearest to; (None, NaN) without probes. An anonymizer whose outputs all look like one
+    person draws every probe to that identity, whoever the patient: that person's own probes then
+    count as re-identified and may be accepted as them. Ties go to the identity seen first."""
+    if len(probes) == 0:
+        return None, float("nan")
+    names, per = identity_distances(probes, candidates, candidate_labels)
+    counts = np.bincount(per.argmin(axis=1), minlength=len(names))
+    top = int(counts.argmax())
+    return names[top], float(counts[top] / len(probes))
+
+
 def lineup_pick_rate(probes: np.ndarray, probe_labels, references: np.ndarray, reference_labels,
                      size: int = 6, trials: int = 1000, seed: int = 0) -> float:
     """1-of-``size`` lineups judged by the recognizer (the Digital Mask paper's protocol).
