@@ -127,7 +127,7 @@ def cmd_measure(args) -> int:
 
 def cmd_audit(args) -> int:
     from .audit import METHODS, AuditOptions, audit_videos, dataset_pairs, write_audit
-    from .audit.report import acceptance
+    from .audit.report import acceptance, masks_made
 
     if args.dataset:
         if args.original or args.masked:
@@ -139,7 +139,7 @@ def cmd_audit(args) -> int:
         raise ValueError("give ORIGINAL MASKED (the mask is made when it does not exist) or --dataset DIR")
     methods = tuple(args.methods.split(",")) if args.methods else METHODS
     options = AuditOptions(frames_per_video=args.frames, lineup_trials=args.lineup_trials, methods=methods,
-                           fidelity=not args.no_fidelity, mask=_options(args))
+                           fidelity=not args.no_fidelity, mask=_options(args), remask=args.remask)
     progress = ProgressBar(not args.quiet)
     result = audit_videos(pairs, args.gallery, options, progress=progress)
     paths = write_audit(result, args.out)
@@ -147,6 +147,7 @@ def cmd_audit(args) -> int:
         for measure, value, bar, ok in acceptance(result):
             verdict = "n/a" if ok is None else ("pass" if ok else "FAIL")
             print(f"  {measure}: {value} (bar {bar}) {verdict}", file=sys.stderr)
+        print(f"  {masks_made(result)}", file=sys.stderr)
         print(f"report: {paths['html']}\njson:   {paths['json']}")
     return 0
 
@@ -221,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lineup-trials", type=int, default=1000, help="random 1-of-6 lineups (default 1000)")
     p.add_argument("--methods", help="comma-separated subset of dmask,identity,blur,pixelate,eye_crop,eye_bar")
     p.add_argument("--no-fidelity", action="store_true", help="skip the measurement comparison")
+    p.add_argument("--remask", action="store_true",
+                   help="make every mask again (by default an existing mask file is used as it is)")
     common(p)
     p.set_defaults(func=cmd_audit)
     return parser

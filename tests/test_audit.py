@@ -1,6 +1,7 @@
 """The audit: statistics on hand-computed cases, baselines, and a small real audit run."""
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -265,4 +266,13 @@ def test_cli_audit(masked, small_gallery, tmp_path, capsys):
     doc = json.loads((out / "audit.json").read_text())
     assert [m["method"] for m in doc["privacy"]["methods"]] == ["dmask", "identity"]
     assert doc["privacy"]["link_chance"] is None  # one video: nothing to link
+    assert [v["made"] for v in doc["videos"]] == [False]  # the existing mask was used
+    # --remask makes it again, over a copy (here: a stale file that is not a mask at all)
+    stale = tmp_path / "stale.mp4"
+    shutil.copy(src, stale)
+    assert main(["audit", str(src), str(stale), "--out", str(out), "--frames", "2", "--methods", "dmask",
+                 "--no-fidelity", "--remask", "-q"]) == 0
+    doc = json.loads((out / "audit.json").read_text())
+    assert [v["made"] for v in doc["videos"]] == [True]
+    assert doc["privacy"]["methods"][0]["accept_at_match"] == 0.0  # the original's copy was replaced by a mask
     assert main(["audit", str(src), str(dst), "--out", str(out), "--methods", "dmask,swirl", "-q"]) == 1

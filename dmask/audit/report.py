@@ -62,6 +62,15 @@ def acceptance(result: AuditResult) -> list[tuple[str, str, str, bool | None]]:
     return rows
 
 
+def masks_made(result: AuditResult) -> str:
+    """One sentence: how many masks this run made, and how many it found in place and used."""
+    made = sum(result.made)
+    if made == len(result.made):
+        return f"All {made} masks were made by this run."
+    return (f"{made} of {len(result.made)} masks were made by this run; the others existed and were used as "
+            "they are (made earlier, perhaps by another dmask version: --remask makes them again).")
+
+
 def audit_dict(result: AuditResult) -> dict:
     """The JSON document: schema, inputs, options, privacy (per method), fidelity (pooled and per
     video, without the per-frame values), acceptance bars. Rates are shares 0-1; NaN -> null."""
@@ -69,7 +78,7 @@ def audit_dict(result: AuditResult) -> dict:
     pooled = _plain(result.pooled) if result.pooled is not None else None
     return {
         "schema": SCHEMA,
-        "videos": [{"original": s, "masked": m} for s, m in result.videos],
+        "videos": [{"original": s, "masked": m, "made": made} for (s, m), made in zip(result.videos, result.made)],
         "gallery": result.gallery,
         "options": _plain(result.options),
         "privacy": _plain(result.privacy),
@@ -191,7 +200,7 @@ img{{max-width:100%}}</style></head><body>
 <h1>dmask privacy and fidelity audit</h1>
 <p>{len(result.videos)} video(s), gallery: {e(str(result.gallery))}; {p.identities} identities in the closed set
 ({p.gallery_identities} from the gallery); {result.options.frames_per_video} probe frames per video.
-Recognizer: dlib ResNet (face_recognition), match below 0.6.</p>
+Recognizer: dlib ResNet (face_recognition), match below 0.6. {e(masks_made(result))}</p>
 <h2>Acceptance</h2>{acc}
 <h2>Privacy</h2>
 <p>Probes: anonymized frames; references: other original frames of each video, plus the gallery. "Original box":

@@ -33,11 +33,13 @@ class AuditOptions:
     methods: tuple[str, ...] = METHODS  # dmask and the baselines
     fidelity: bool = True  # also measure original and mask (a landmark pass over each)
     mask: MaskOptions = MaskOptions()
+    remask: bool = False  # make every mask again, also where one exists (else an existing one is used)
 
 
 @dataclass(frozen=True)
 class AuditResult:
     videos: tuple[tuple[str, str], ...]  # (original, masked) paths
+    made: tuple[bool, ...]  # per video: its mask was made by this run (else an existing file was used)
     gallery: str | None
     options: AuditOptions
     privacy: Privacy
@@ -80,7 +82,8 @@ def _frame_count(path) -> int:
 
 def audit_videos(pairs: Sequence[tuple[Path, Path]], gallery=None, options: AuditOptions = AuditOptions(),
           progress: Progress = _quiet) -> AuditResult:
-    """Audit (original, masked) video pairs; a masked video that does not exist yet is made first.
+    """Audit (original, masked) video pairs; a masked video that does not exist yet (every one, with
+    ``options.remask``) is made first; ``AuditResult.made`` says which.
 
     Each video is one identity (its file name). ``gallery``: a folder of ``<identity>/<photo>`` of
     other people, added to the closed set. Raises privacy.AuditDependencyError without the
@@ -93,13 +96,14 @@ def audit_videos(pairs: Sequence[tuple[Path, Path]], gallery=None, options: Audi
     baselines = [m for m in options.methods if m in BASELINES]
     originals: list[Embedded] = []
     by_method: dict[str, list[Embedded]] = {m: [] for m in options.methods}
-    fidelity = []
+    fidelity, made = [], []
     with LandmarkTracker(video=False) as finder:
         anonymizers = {m: make_anonymizer(m, finder) for m in baselines}
         for done, (src, masked) in enumerate(pairs):
             src, masked = Path(src), Path(masked)
             name = src.stem
-            if not masked.exists():
+            made.append(options.remask or not masked.exists())
+            if made[-1]:
                 masked.parent.mkdir(parents=True, exist_ok=True)
                 anonymize_video(DMASK, src, masked, options.mask)
             n = _frame_count(src)
@@ -132,7 +136,8 @@ def audit_videos(pairs: Sequence[tuple[Path, Path]], gallery=None, options: Audi
     privacy = score_privacy(Embedded.concat(originals), {m: Embedded.concat(v) for m, v in by_method.items()}, g,
                             options.lineup_trials, options.seed)
     return AuditResult(
-        videos=tuple((str(s), str(m)) for s, m in pairs), gallery=None if gallery is None else str(gallery),
+        videos=tuple((str(s), str(m)) for s, m in pairs), made=tuple(made),
+        gallery=None if gallery is None else str(gallery),
         options=options, privacy=privacy, fidelity=tuple(fidelity),
         pooled=fid.pool(fidelity) if fidelity else None,
     )
