@@ -33,8 +33,9 @@ def tables(audit: dict) -> str:
     out += ["", f"{p['videos']} videos, {p['gallery_identities']} gallery identities, {p['identities']} identities in "
             f"the closed set. Threshold at {100 * p['far']:.0f}% false accepts among the originals: "
             f"{p['threshold_far']:.3f}. Original probes are accepted as themselves at 0.6 in "
-            f"{pct(p['genuine_accept_at_match'])} of frames. Masks made by this run: "
-            f"{sum(v.get('made', True) for v in audit['videos'])} of {len(audit['videos'])}."]
+            f"{pct(p['genuine_accept_at_match'])} of frames."
+            + (f" Masks made by this run: {sum(v['made'] for v in audit['videos'])} of {len(audit['videos'])}."
+               if all("made" in v for v in audit["videos"]) else "")]
 
     f = audit.get("fidelity")
     if f:
