@@ -156,7 +156,8 @@ def audit_html(result: AuditResult, images: dict[str, bytes]) -> str:
     priv = _table(priv_rows + [chance_row], [
         "method", "probes", "face detected", "Mask→Face rank-1 (own detection)", "Mask→Face rank-1 (original box)",
         f"1-of-{p.lineup_size} lineup pick rate", "Mask→Mask rank-1", "accepted at 0.6",
-        f"accepted at {number(p.threshold_far, 3)} ({percent(p.far)} FAR)", "commonest nearest identity (share of probes)"])
+        f"accepted at {number(p.threshold_far, 3)} ({percent(p.far)} FAR)",
+        "commonest nearest identity (share of probes)"])
     acc = _table([[e(a), v, e(b), "–" if ok is None else ("pass" if ok else "<b>FAIL</b>")]
                   for a, v, b, ok in acceptance(result)], ["measure", "value", "bar", ""])
     fid = ""
