@@ -159,7 +159,8 @@ def test_corneal_reflex_anchors_an_eye_whose_corners_are_read_aside():
     err = lambda fit, k: np.median(np.abs(fit.gaze[:, 0, k] - gaze[:, 0, k]))
     assert err(without, 0) > 2.0  # 0.6 mm of corner drift is about 3 degrees
     assert err(with_reflex, 0) < 0.3 and err(with_reflex, 1) < 0.3
-    # the other eye keeps its corner anchor (the mm scale moves a little with the first eye's gaze)
+    # the other eye, whose corners are read right, agrees with its corner anchor (the mm scale moves a
+    # little with the first eye's gaze)
     np.testing.assert_allclose(with_reflex.gaze[:, 1], without.gaze[:, 1], atol=0.01)
 
 

@@ -117,7 +117,8 @@ def main() -> int:
     arrays["pose_offset"] = template.pose_offset.astype(np.float32)
     arrays["corner_offsets"] = template.corner_offsets.astype(np.float32)
     np.savez_compressed(path, **arrays)
-    print(f"head pose read = gain @ drawn + offset (axis-angle, rad):\n{gain.round(3)}\n{offset.round(4)}\n"
+    print(f"head pose read = gain @ drawn + offset (axis-angle, rad):\n{template.pose_gain.round(3)}\n"
+          f"{template.pose_offset.round(4)}\n"
           f"corner offsets (mm; outer R, outer L, inner R, inner L):\n{template.corner_offsets.round(2)}\n"
           f"written to {path}")
     return 0
