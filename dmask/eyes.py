@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from . import topology
+from . import geometry, topology
 
 # Iris refinement (``refine_iris``): each iris centre re-fitted to the limbus (the dark-iris /
 # bright-sclera edge) inside the lid opening. Lengths in MediaPipe iris radii unless marked px.
@@ -39,6 +39,18 @@ IRIS_Y_PRIOR = 1.0  # vertical offsets from MediaPipe's centre cost this x (dy /
 #                     the side arcs fix x well but y only weakly (upper and lower limbus under the lids)
 IRIS_N_RADII = 5  # radii tried in the first round (3 in each later one; the step halves each round)
 IRIS_FINAL_STEP_PX = 0.6  # the coarse-to-fine search stops at this grid step (then a parabola)
+# The circle then re-fitted to limbus edge points (``limbus_circle``): along rays from the searched
+# circle's centre, over the same two arcs, the strongest outward grey step within IRIS_EDGE_REACH radii
+# of that circle, placed to a fraction of a sample; rays that leave the opening there give no point.
+# A circle fitted to points has no pull toward wherever more of it is seen (the searched score has:
+# hidden samples count as no edge), so an iris half under a lid keeps its size and height.
+IRIS_EDGE_RAYS = 24  # rays per arc
+IRIS_EDGE_REACH = 0.3
+IRIS_EDGE_SAMPLE_PX = 0.25  # spacing of the samples along a ray
+IRIS_EDGE_MIN_POINTS = 4  # on either side (left, right); fewer: the searched circle stands
+IRIS_EDGE_MAX_MOVE = 0.3  # radii from the searched circle's centre; farther, or a radius outside
+IRIS_EDGE_RADIUS_RANGE = (0.8, 1.2)  # this range of MediaPipe's: the searched circle stands
+IRIS_EDGE_OUTLIER = 3.0  # points farther than this many robust sigmas (>= 0.3 px) from the circle are dropped
 
 
 def refine_eyes(image: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -104,9 +116,10 @@ def _opening(lids: np.ndarray, shape: tuple[int, int], margin: int) -> np.ndarra
     return cv2.erode(opening, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2))
 
 
-def _arc_angles() -> np.ndarray:
+def _arc_angles(n: int) -> np.ndarray:
+    """(2 n,) angles of n samples over the right arc, then n over the left."""
     half = np.radians(IRIS_ARC_HALF_ANGLE_DEG)
-    a = np.linspace(-half, half, IRIS_N_ANGLES)
+    a = np.linspace(-half, half, n)
     return np.concatenate([a, a + np.pi])
 
 
@@ -121,7 +134,7 @@ _COARSE_HALF, _FINE_HALF, _FINE_RADII = 3, 2, 3
 _GRID_COARSE, _GRID_FINE = _grid(_COARSE_HALF, IRIS_N_RADII), _grid(_FINE_HALF, _FINE_RADII)
 _GRID_INDEX = [{tuple(g): i for i, g in enumerate(grid)} for grid in (_GRID_COARSE, _GRID_FINE)]
 _NEIGHBOURS = (((-1, 0, 0), (1, 0, 0)), ((0, -1, 0), (0, 1, 0)))
-_ANGLES = _arc_angles()
+_ANGLES = _arc_angles(IRIS_N_ANGLES)
 _UNIT = np.stack([np.cos(_ANGLES), np.sin(_ANGLES)], axis=1).astype(np.float32)  # (A, 2)
 
 
@@ -214,8 +227,6 @@ def iris_circle(image: np.ndarray, points: np.ndarray, eye: int) -> tuple[np.nda
         if None not in nb:
             off[axis] += _parabola_peak(s[nb[0]], s[i], s[nb[1]]) * grid_step
 
-    if np.linalg.norm(off) > IRIS_MAX_SHIFT * r0:
-        return None
     # Both sides of the limbus must be seen, with a clear step: with one side only (an eye turned
     # into its corner) the circle slides along that arc.
     steps, seen = edge(off[None], np.array([rad]))
@@ -223,7 +234,56 @@ def iris_circle(image: np.ndarray, points: np.ndarray, eye: int) -> tuple[np.nda
         n = np.count_nonzero(seen[0, side])
         if n < IRIS_MIN_SIDE_ARC * IRIS_N_ANGLES or steps[0, side].sum() < IRIS_MIN_CONTRAST * n:
             return None
+    refit = limbus_circle(planes, c0 - origin + off, rad, step)
+    if refit is not None and np.linalg.norm(refit[0] - (c0 - origin + off)) <= IRIS_EDGE_MAX_MOVE * r0 \
+            and IRIS_EDGE_RADIUS_RANGE[0] * r0 <= refit[1] <= IRIS_EDGE_RADIUS_RANGE[1] * r0:
+        off, rad = refit[0] - (c0 - origin), refit[1]
+    if np.linalg.norm(off) > IRIS_MAX_SHIFT * r0:
+        return None
     return off, rad / r0
+
+
+_EDGE_ANGLES = _arc_angles(IRIS_EDGE_RAYS)
+_EDGE_UNIT = np.stack([np.cos(_EDGE_ANGLES), np.sin(_EDGE_ANGLES)], axis=1)  # (2 IRIS_EDGE_RAYS, 2)
+
+
+def limbus_circle(planes: np.ndarray, centre: np.ndarray, radius: float, step: float) -> tuple[np.ndarray, float] | None:
+    """The circle (centre, radius; crop pixels, pixel centres at 0) through the limbus edge points
+    found along rays from ``centre`` near ``radius``, or None with too few points on either side.
+
+    planes : (H, W, 2) float32, the blurred grey crop and its opening mask (``iris_circle``); step :
+    half the radial distance across which the grey step is taken (px).
+    """
+    lag = max(int(round(step / IRIS_EDGE_SAMPLE_PX)), 1)
+    reach = IRIS_EDGE_REACH * radius
+    t = np.arange(radius - reach - lag * IRIS_EDGE_SAMPLE_PX, radius + reach + (lag + 1) * IRIS_EDGE_SAMPLE_PX,
+                  IRIS_EDGE_SAMPLE_PX)  # (S,) distances along each ray
+    xy = centre[None, None] + _EDGE_UNIT[:, None] * t[None, :, None]  # (R, S, 2)
+    v = cv2.remap(planes, xy[..., 0].astype(np.float32), xy[..., 1].astype(np.float32), cv2.INTER_LINEAR,
+                  borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    inside = v[..., 1] > 0.99
+    # Grey step outward (iris dark, sclera bright) at each sample, where both of its ends are inside.
+    rise = np.where(inside[:, 2 * lag:] & inside[:, : -2 * lag], v[:, 2 * lag:, 0] - v[:, : -2 * lag, 0], -np.inf)
+    j = np.argmax(rise, axis=1)  # (R,) index into t[lag:-lag]
+    rows = np.arange(len(j))
+    top = rise[rows, j]
+    ok = (top >= IRIS_MIN_CONTRAST) & (j > 0) & (j < rise.shape[1] - 1)
+    ok[ok] &= np.isfinite(rise[rows[ok], j[ok] - 1]) & np.isfinite(rise[rows[ok], j[ok] + 1])
+    if min(np.count_nonzero(ok[:IRIS_EDGE_RAYS]), np.count_nonzero(ok[IRIS_EDGE_RAYS:])) < IRIS_EDGE_MIN_POINTS:
+        return None
+    rows, j = rows[ok], j[ok]
+    frac = [_parabola_peak(rise[r, i - 1], rise[r, i], rise[r, i + 1]) for r, i in zip(rows, j)]
+    dist = t[lag + j] + np.array(frac) * IRIS_EDGE_SAMPLE_PX
+    points = centre + _EDGE_UNIT[rows] * dist[:, None]
+    c, r = geometry.fit_circle(points, centre, radius)
+    residual = np.abs(np.linalg.norm(points - c, axis=1) - r)
+    keep = residual <= max(IRIS_EDGE_OUTLIER * 1.4826 * np.median(residual), 0.3)
+    if not keep.all():
+        if min(np.count_nonzero(keep & (rows < IRIS_EDGE_RAYS)), np.count_nonzero(keep & (rows >= IRIS_EDGE_RAYS))) \
+                < IRIS_EDGE_MIN_POINTS:
+            return None
+        c, r = geometry.fit_circle(points[keep], c, r)
+    return c, r
 
 
 # Lid refinement (``refine_lids``): each lid-margin point moved along the lid's normal to the edge of

@@ -138,6 +138,21 @@ def sphere_front_point(centre: np.ndarray, radius, xy: np.ndarray) -> np.ndarray
     return np.concatenate([centre[..., :2] + d, (centre[..., 2] - dz)[..., None]], axis=-1)
 
 
+def fit_circle(points: np.ndarray, centre: np.ndarray, radius: float, iterations: int = 20):
+    """Least-squares circle through 2D points (geometric distance, Gauss-Newton from ``centre`` and
+    ``radius``). points : (n, 2), n >= 3. Returns (centre (2,), radius)."""
+    x = np.array([*centre, radius], dtype=np.float64)
+    for _ in range(iterations):
+        d = points - x[:2]
+        rho = np.maximum(np.linalg.norm(d, axis=1), 1e-12)
+        jac = np.column_stack([-d / rho[:, None], -np.ones(len(points))])
+        delta = np.linalg.lstsq(jac, x[2] - rho, rcond=None)[0]
+        x += delta
+        if np.abs(delta).max() < 1e-6:
+            break
+    return x[:2], float(x[2])
+
+
 def triangle_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """Unnormalised face normals (m, 3) of triangles (m, 3) over vertices (n, 3): (b - a) x (c - a)."""
     a, b, c = (vertices[triangles[:, i]] for i in range(3))
