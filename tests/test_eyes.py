@@ -1,10 +1,11 @@
 """Eye refinement from pixels (dmask.eyes): the limbus fit and the lid margins, on drawn eyes whose iris
 centre, iris radius and lid margins are known."""
+import cv2
 import numpy as np
 import pytest
 
 from dmask import topology
-from dmask.eyes import IRIS_MAX_SHIFT, corneal_reflexes, refine_eyes, refine_iris, refine_lids
+from dmask.eyes import IRIS_MAX_SHIFT, corneal_reflexes, limbus_circle, refine_eyes, refine_iris, refine_lids
 
 H, W = 160, 240
 CX, CY = 120.0, 80.0  # centre of the drawn eye opening
@@ -86,6 +87,36 @@ def test_refined_centre_lands_on_the_drawn_iris(seed):
     after = np.linalg.norm(centre(out) - TRUE)
     assert after < 0.6  # px; 0.05 iris radii
     assert after < before / 5
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("half_height, dy", [(9.0, -4.0), (9.0, 4.0), (8.0, 0.0)])
+def test_an_iris_partly_under_the_lids_keeps_its_height_and_size(half_height, dy, seed):
+    """The lids hide the top or bottom of the limbus (here 1-7 px of a 12 px radius): the circle
+    through the visible edge points is neither pushed away from the lid nor shrunk."""
+    rng = np.random.default_rng(seed)
+    true = (CX + 5.0 + rng.uniform(-0.5, 0.5), CY + dy + rng.uniform(-0.5, 0.5))  # any sub-pixel place
+    img = draw_eye(true, half_height=half_height, seed=seed)
+    p = face_points((true[0] - 2.5, true[1] - 0.8), half_height=half_height, radius=RADIUS * 1.05)
+    out = refine_iris(img, p)
+    assert np.abs(centre(out) - true).max() < 0.3  # px
+    ring = out[list(topology.IRIS_RING[0]), :2] - out[topology.IRIS_CENTRE[0], :2]
+    assert np.linalg.norm(ring, axis=1).mean() == pytest.approx(RADIUS, abs=0.2)
+
+
+def test_limbus_circle_through_drawn_edge_points():
+    """limbus_circle alone, on a sharp disc drawn at 8x and averaged: centre and radius to a tenth of a
+    pixel from a start 1 px and 10 % off; None where one side of the limbus is outside the opening."""
+    s, h, w = 8, 60, 80
+    ys, xs = np.mgrid[0:h * s, 0:w * s]
+    true, radius = np.array([40.3, 29.6]), 12.0
+    disc = np.hypot((xs + 0.5) / s - 0.5 - true[0], (ys + 0.5) / s - 0.5 - true[1]) < radius
+    grey = np.where(disc, 60.0, 220.0).reshape(h, s, w, s).mean(axis=(1, 3)).astype(np.float32)
+    opening = np.ones((h, w), np.float32)
+    c, r = limbus_circle(cv2.merge([grey, opening]), true + (1.0, -0.5), radius * 1.1, 0.6)
+    assert np.linalg.norm(c - true) < 0.1 and r == pytest.approx(radius, abs=0.1)
+    opening[:, :34] = 0  # the left arc hidden
+    assert limbus_circle(cv2.merge([grey, opening]), true + (1.0, -0.5), radius * 1.1, 0.6) is None
 
 
 def test_ring_moves_with_the_centre_and_takes_the_drawn_size():
