@@ -275,8 +275,10 @@ def limbus_circle(planes: np.ndarray, centre: np.ndarray, radius: float, step: f
     if min(np.count_nonzero(ok[:IRIS_EDGE_RAYS]), np.count_nonzero(ok[IRIS_EDGE_RAYS:])) < IRIS_EDGE_MIN_POINTS:
         return None
     rows, j = rows[ok], j[ok]
-    frac = [_parabola_peak(rise[r, i - 1], rise[r, i], rise[r, i + 1]) for r, i in zip(rows, j)]
-    dist = t[lag + j] + np.array(frac) * IRIS_EDGE_SAMPLE_PX
+    before, top, after = rise[rows, j - 1], rise[rows, j], rise[rows, j + 1]
+    bend = before - 2 * top + after  # < 0 where the three samples bend down
+    frac = np.where(bend < 0, np.clip(0.5 * (before - after) / np.minimum(bend, -1e-9), -0.5, 0.5), 0.0)
+    dist = t[lag + j] + frac * IRIS_EDGE_SAMPLE_PX
     points = centre + _EDGE_UNIT[rows] * dist[:, None]
     c, r = geometry.fit_circle(points, centre, radius)
     residual = np.abs(np.linalg.norm(points - c, axis=1) - r)
