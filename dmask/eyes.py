@@ -4,7 +4,7 @@ MediaPipe's eye points carry a strong shape prior: on real eyes warped by a know
 15-34 % of a lowered lid and ~15 % (vertical) to 50 % (horizontal) of an iris shift, and on the mask
 the same. Millimetre-level lid heights and degree-level gaze need the edges themselves, so each eye
 is re-fitted to its image after MediaPipe: the iris centre to the limbus (``refine_iris``), then each
-lid-margin point along the lid's normal to the edge of the eye opening (``refine_lids``), twice.
+lid-margin point along the lid's normal to the edge of the eye opening (``refine_lids``).
 Pure numpy and OpenCV image sampling; no model.
 """
 from __future__ import annotations
@@ -54,14 +54,20 @@ IRIS_EDGE_OUTLIER = 3.0  # points farther than this many robust sigmas (>= 0.3 p
 
 
 def refine_eyes(image: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Both refinements, iris first (the lids use it to know what lies under each lid point), twice:
-    the limbus edge points count only inside the lid opening, and MediaPipe's lids miss much of a
-    drooping lid, so the second round fits the iris inside the refined opening, then the lids again.
+    """Both refinements, iris first (the lids use it to know what lies under each lid point). The
+    limbus counts only inside the lid opening, and MediaPipe's lids miss much of a drooping lid, so
+    the iris is fitted again inside the refined opening; the lids are then refined from MediaPipe's
+    points around that iris.
 
     image : (H, W, 3) uint8 RGB; points : (478, 3) image pixels. Returns a new (478, 3) float32 array.
     """
-    once = refine_lids(image, refine_iris(image, points))
-    return refine_lids(image, refine_iris(image, once))
+    iris = refine_iris(image, refine_lids(image, refine_iris(image, points)))
+    out = np.array(points, dtype=np.float32, copy=True)
+    out[_IRIS_POINTS] = iris[_IRIS_POINTS]
+    return refine_lids(image, out)
+
+
+_IRIS_POINTS = [i for e in range(2) for i in (topology.IRIS_CENTRE[e], *topology.IRIS_RING[e])]
 
 
 def refine_iris(image: np.ndarray, points: np.ndarray) -> np.ndarray:
