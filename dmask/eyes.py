@@ -294,7 +294,7 @@ def limbus_circle(planes: np.ndarray, centre: np.ndarray, radius: float, step: f
                 < IRIS_EDGE_MIN_POINTS:
             return None
         c, r = geometry.fit_circle(points[keep], c, r)
-    return c, r
+    return (c, r) if np.isfinite(c).all() and np.isfinite(r) else None
 
 
 # Lid refinement (``refine_lids``): each lid-margin point moved along the lid's normal to the edge of

@@ -102,3 +102,14 @@ def test_spurious_clique_is_dropped():
 
     tris = geometry.triangles_from_edges(FACEMESH_TESSELATION, 468)
     assert len(tris) == 852
+
+
+def test_fit_circle_recovers_a_circle_and_survives_degenerate_points():
+    a = np.linspace(-1.0, 1.0, 12)
+    pts = np.stack([3.0 + 5.0 * np.cos(a), -2.0 + 5.0 * np.sin(a)], axis=1)
+    c, r = geometry.fit_circle(pts, np.array([2.0, -1.0]), 4.0)
+    np.testing.assert_allclose(c, [3.0, -2.0], atol=1e-6)
+    assert r == pytest.approx(5.0, abs=1e-6)
+    # all on one line, or all one point: no exception (callers check the result)
+    geometry.fit_circle(np.stack([np.arange(8.0), np.zeros(8)], axis=1), np.array([3.0, 1.0]), 2.0)
+    geometry.fit_circle(np.ones((8, 2)), np.array([0.0, 0.0]), 1.0)
