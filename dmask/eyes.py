@@ -4,7 +4,8 @@ MediaPipe's eye points carry a strong shape prior: on real eyes warped by a know
 15-34 % of a lowered lid and ~15 % (vertical) to 50 % (horizontal) of an iris shift, and on the mask
 the same. Millimetre-level lid heights and degree-level gaze need the edges themselves, so each eye
 is re-fitted to its image after MediaPipe: the iris centre to the limbus (``refine_iris``), then each
-lid-margin point along the lid's normal to the edge of the eye opening (``refine_lids``).
+lid-margin point along the lid's normal to the edge of the eye opening (``refine_lids``), then the
+iris again, to sub-pixel limbus edge points inside the refined opening (``limbus_fit``).
 Pure numpy and OpenCV image sampling; no model.
 """
 from __future__ import annotations
@@ -39,7 +40,8 @@ IRIS_Y_PRIOR = 1.0  # vertical offsets from MediaPipe's centre cost this x (dy /
 #                     the side arcs fix x well but y only weakly (upper and lower limbus under the lids)
 IRIS_N_RADII = 5  # radii tried in the first round (3 in each later one; the step halves each round)
 IRIS_FINAL_STEP_PX = 0.6  # the coarse-to-fine search stops at this grid step (then a parabola)
-# The circle then re-fitted to limbus edge points (``limbus_circle``): along rays from the searched
+# After the lids (``refine_eyes``), the circle is re-fitted to limbus edge points (``limbus_fit``,
+# ``limbus_circle``) inside the refined lid opening: along rays from the searched
 # circle's centre, over the same two arcs, the strongest outward grey step within IRIS_EDGE_REACH radii
 # of that circle, placed to a fraction of a sample; rays that leave the opening there give no point.
 # A circle fitted to points has no pull toward wherever more of it is seen (the searched score has:
@@ -47,40 +49,42 @@ IRIS_FINAL_STEP_PX = 0.6  # the coarse-to-fine search stops at this grid step (t
 IRIS_EDGE_RAYS = 24  # rays per arc
 IRIS_EDGE_REACH = 0.3
 IRIS_EDGE_SAMPLE_PX = 0.25  # spacing of the samples along a ray
+IRIS_EDGE_POINT_STEP_PX = 0.75  # the grey step at a sample is taken across at least +-this (3 samples)
 IRIS_EDGE_MIN_POINTS = 4  # on either side (left, right); fewer: the searched circle stands
 IRIS_EDGE_MAX_MOVE = 0.3  # radii from the searched circle's centre; farther, or a radius outside
-IRIS_EDGE_RADIUS_RANGE = (0.8, 1.2)  # this range of MediaPipe's: the searched circle stands
+IRIS_EDGE_RADIUS_RANGE = (0.8, 1.2)  # this range of the searched one's: the searched circle stands
 IRIS_EDGE_OUTLIER = 3.0  # points farther than this many robust sigmas (>= 0.3 px) from the circle are dropped
 
 
 def refine_eyes(image: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Both refinements, iris first (the lids use it to know what lies under each lid point). The
-    limbus counts only inside the lid opening, and MediaPipe's lids miss much of a drooping lid, so
-    the iris is fitted again inside the refined opening; the lids are then refined from MediaPipe's
-    points around that iris.
+    """The iris searched (``refine_iris``), the lids refined around it (``refine_lids``), then each
+    searched iris re-fitted to limbus edge points inside the refined lid opening (``limbus_fit``:
+    MediaPipe's lids miss much of a drooping lid, whose skin would pass for limbus).
 
     image : (H, W, 3) uint8 RGB; points : (478, 3) image pixels. Returns a new (478, 3) float32 array.
     """
-    iris = refine_iris(image, refine_lids(image, refine_iris(image, points)))
-    out = np.array(points, dtype=np.float32, copy=True)
-    out[_IRIS_POINTS] = iris[_IRIS_POINTS]
-    return refine_lids(image, out)
-
-
-_IRIS_POINTS = [i for e in range(2) for i in (topology.IRIS_CENTRE[e], *topology.IRIS_RING[e])]
+    searched = [iris_circle(image, points, eye) for eye in range(2)]
+    out = refine_lids(image, _moved_irises(points, searched))
+    return _moved_irises(out, [limbus_fit(image, out, eye) if s is not None else None
+                               for eye, s in enumerate(searched)])
 
 
 def refine_iris(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Re-estimate each iris centre and radius from the limbus edge in the image (a Daugman-style
-    circular edge fit): the ring points move with the centre and scale to the fitted radius (the mm
-    scale comes from it).
+    circular edge search, ``iris_circle``): the ring points move with the centre and scale to the
+    fitted radius (the mm scale comes from it).
 
     image : (H, W, 3) uint8 RGB; points : (478, 3) image pixels. Returns a new array; an eye whose
     fit is unreliable (see ``iris_circle``) keeps MediaPipe's points.
     """
+    return _moved_irises(points, [iris_circle(image, points, eye) for eye in range(2)])
+
+
+def _moved_irises(points: np.ndarray, fits) -> np.ndarray:
+    """A float32 copy of points with each eye's iris moved by its fit (shift px, ratio of radii), where
+    there is one."""
     out = np.array(points, dtype=np.float32, copy=True)
-    for eye in range(2):
-        fitted = iris_circle(image, points, eye)
+    for eye, fitted in enumerate(fits):
         if fitted is not None:
             shift, scale = fitted
             c = out[topology.IRIS_CENTRE[eye], :2].copy()
@@ -243,10 +247,6 @@ def iris_circle(image: np.ndarray, points: np.ndarray, eye: int) -> tuple[np.nda
         n = np.count_nonzero(seen[0, side])
         if n < IRIS_MIN_SIDE_ARC * IRIS_N_ANGLES or steps[0, side].sum() < IRIS_MIN_CONTRAST * n:
             return None
-    refit = limbus_circle(planes, c0 - origin + off, rad, step)
-    if refit is not None and np.linalg.norm(refit[0] - (c0 - origin + off)) <= IRIS_EDGE_MAX_MOVE * r0 \
-            and IRIS_EDGE_RADIUS_RANGE[0] * r0 <= refit[1] <= IRIS_EDGE_RADIUS_RANGE[1] * r0:
-        off, rad = refit[0] - (c0 - origin), refit[1]
     if np.linalg.norm(off) > IRIS_MAX_SHIFT * r0:
         return None
     return off, rad / r0
@@ -254,6 +254,35 @@ def iris_circle(image: np.ndarray, points: np.ndarray, eye: int) -> tuple[np.nda
 
 _EDGE_ANGLES = _arc_angles(IRIS_EDGE_RAYS)
 _EDGE_UNIT = np.stack([np.cos(_EDGE_ANGLES), np.sin(_EDGE_ANGLES)], axis=1)  # (2 IRIS_EDGE_RAYS, 2)
+
+
+def limbus_fit(image: np.ndarray, points: np.ndarray, eye: int) -> tuple[np.ndarray, float] | None:
+    """The image shift (dx, dy) px of one eye's iris centre and the ratio of radii that put its circle
+    through the limbus edge points (``limbus_circle``) inside the lid opening of ``points``, starting
+    from the iris there; None where too few points are found or the circle moves more than
+    IRIS_EDGE_MAX_MOVE radii or leaves IRIS_EDGE_RADIUS_RANGE."""
+    p = np.asarray(points, dtype=np.float64)[:, :2]
+    c0 = p[topology.IRIS_CENTRE[eye]]
+    r0, _ = _eye_size(p, eye)
+    if not np.isfinite(r0) or r0 < IRIS_MIN_RADIUS_PX:
+        return None
+    lids = p[list(topology.lid_ring(eye))]
+    step = max(IRIS_EDGE_STEP * r0, IRIS_EDGE_POINT_STEP_PX)
+    reach = (1 + IRIS_EDGE_REACH) * r0 + step + 2
+    crop = _crop(image, np.minimum(lids.min(axis=0), c0 - reach), np.maximum(lids.max(axis=0), c0 + reach))
+    if crop is None:
+        return None
+    grey, x0, y0 = crop
+    opening = _opening(lids - (x0, y0), grey.shape, int(round(max(IRIS_LID_MARGIN * r0, 1.0))))
+    start = c0 - (x0 + 0.5, y0 + 0.5)  # crop pixel (0, 0)'s centre at 0
+    fitted = limbus_circle(cv2.merge([grey, opening.astype(np.float32)]), start, r0, step)
+    if fitted is None:
+        return None
+    c, r = fitted
+    if np.linalg.norm(c - start) > IRIS_EDGE_MAX_MOVE * r0 or not (
+            IRIS_EDGE_RADIUS_RANGE[0] * r0 <= r <= IRIS_EDGE_RADIUS_RANGE[1] * r0):
+        return None
+    return c - start, r / r0
 
 
 def limbus_circle(planes: np.ndarray, centre: np.ndarray, radius: float, step: float) -> tuple[np.ndarray, float] | None:

@@ -146,7 +146,10 @@ def fit_circle(points: np.ndarray, centre: np.ndarray, radius: float, iterations
         d = points - x[:2]
         rho = np.maximum(np.linalg.norm(d, axis=1), 1e-12)
         jac = np.column_stack([-d / rho[:, None], -np.ones(len(points))])
-        delta = np.linalg.lstsq(jac, x[2] - rho, rcond=None)[0]  # also where the points leave it singular
+        try:
+            delta = np.linalg.solve(jac.T @ jac, jac.T @ (x[2] - rho))
+        except np.linalg.LinAlgError:  # the points leave it singular (all on a line, or one point)
+            delta = np.linalg.lstsq(jac, x[2] - rho, rcond=None)[0]
         x += delta
         if np.abs(delta).max() < 1e-6:
             break

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from dmask import topology
-from dmask.eyes import IRIS_MAX_SHIFT, corneal_reflexes, limbus_circle, refine_eyes, refine_iris, refine_lids
+from dmask.eyes import (IRIS_MAX_SHIFT, corneal_reflexes, limbus_circle, limbus_fit, refine_eyes, refine_iris,
+                        refine_lids)
 
 H, W = 160, 240
 CX, CY = 120.0, 80.0  # centre of the drawn eye opening
@@ -98,7 +99,7 @@ def test_an_iris_partly_under_the_lids_keeps_its_height_and_size(half_height, dy
     true = (CX + 5.0 + rng.uniform(-0.5, 0.5), CY + dy + rng.uniform(-0.5, 0.5))  # any sub-pixel place
     img = draw_eye(true, half_height=half_height, seed=seed)
     p = face_points((true[0] - 2.5, true[1] - 0.8), half_height=half_height, radius=RADIUS * 1.05)
-    out = refine_iris(img, p)
+    out = refine_eyes(img, p)
     assert np.abs(centre(out) - true).max() < 0.3  # px
     ring = out[list(topology.IRIS_RING[0]), :2] - out[topology.IRIS_CENTRE[0], :2]
     assert np.linalg.norm(ring, axis=1).mean() == pytest.approx(RADIUS, abs=0.2)
@@ -212,15 +213,17 @@ def test_unreliable_lids_keep_mediapipes_points(case):
     np.testing.assert_array_equal(refine_lids(img, p), p)
 
 
-def test_refine_eyes_fits_the_iris_again_inside_the_refined_lids():
-    img = draw_eye(TRUE, half_height=11.0, radius=9.0)
-    p = face_points(GUESS, half_height=11.0, radius=9.0)
-    p[list(topology.LID_POINTS[0][:7]), 1] -= 1.5
-    iris = refine_iris(img, refine_lids(img, refine_iris(img, p)))
-    ring = [topology.IRIS_CENTRE[0], *topology.IRIS_RING[0]]
-    expected = p.copy()
-    expected[ring] = iris[ring]
-    np.testing.assert_array_equal(refine_eyes(img, p), refine_lids(img, expected))
+def test_refine_eyes_searches_the_iris_refines_the_lids_then_fits_the_limbus():
+    img = draw_eye(TRUE)
+    p = face_points(GUESS, radius=RADIUS * 1.05)
+    p[list(topology.LID_POINTS[0][:7]), 1] -= 1.5  # MediaPipe's upper lid too high
+    lids = refine_lids(img, refine_iris(img, p))
+    shift, scale = limbus_fit(img, lids, 0)
+    out = refine_eyes(img, p)
+    np.testing.assert_array_equal(out[list(topology.LID_POINTS[0])], lids[list(topology.LID_POINTS[0])])
+    np.testing.assert_allclose(centre(out), centre(lids) + shift, atol=1e-4)
+    assert 0 < np.abs(shift).max() < 1.0 and scale == pytest.approx(1.0, abs=0.1)
+    np.testing.assert_allclose(centre(out), TRUE, atol=0.2)
 
 
 @pytest.mark.parametrize("catch, seed", [((1.0, -1.0), 0), ((-1.5, 0.5), 1), ((0.5, 1.5), 2), ((-6.5, 0.5), 3)])
