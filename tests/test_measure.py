@@ -12,9 +12,9 @@ The issue's numeric bars on rendered videos: blink events F1 >= 0.95, nystagmus 
 0.2 Hz, each eye's gaze yaw within 2 deg and the horizontal deviation within 2 PD are asserted. MRD1
 and fissure height within 0.3 mm, pitch within 2 deg, the vertical deviation within 2 PD and nystagmus
 amplitude within 25% are not met yet by the rendered chain and are not asserted. Median errors on the
-four accuracy clips: MRD1 0.04-0.42 mm, fissure height 0.02-0.46 mm (5 of 8 eyes within 0.3 mm each),
-yaw 0.13-1.23 deg, pitch 0.43-3.6 deg (6 of 8 within 2), horizontal deviation 0.23-1.3 PD, vertical
-0.04-5.6 PD, nystagmus amplitude -5% to -35%. On exact landmarks every value comes back exact, so the
+four accuracy clips: MRD1 0.03-0.44 mm (6 of 8 eyes within 0.3), fissure height 0.02-0.49 mm (4 of 8),
+yaw 0.08-1.3 deg, pitch 0.18-3.5 deg (5 of 8 within 2), horizontal deviation 0.19-1.2 PD, vertical
+0.8-5.8 PD, nystagmus amplitude -5% to -31%. On exact landmarks every value comes back exact, so the
 error is the reading of the rendered eye: the eyeballs' heights rest on MediaPipe's eye corners, which
 move with lids, pose and gaze, and a 2-degree nystagmus moves the iris by less than a pixel.
 """
