@@ -240,6 +240,8 @@ def iris_circle(image: np.ndarray, points: np.ndarray, eye: int) -> tuple[np.nda
         if None not in nb:
             off[axis] += _parabola_peak(s[nb[0]], s[i], s[nb[1]]) * grid_step
 
+    if np.linalg.norm(off) > IRIS_MAX_SHIFT * r0:
+        return None
     # Both sides of the limbus must be seen, with a clear step: with one side only (an eye turned
     # into its corner) the circle slides along that arc.
     steps, seen = edge(off[None], np.array([rad]))
@@ -247,8 +249,6 @@ def iris_circle(image: np.ndarray, points: np.ndarray, eye: int) -> tuple[np.nda
         n = np.count_nonzero(seen[0, side])
         if n < IRIS_MIN_SIDE_ARC * IRIS_N_ANGLES or steps[0, side].sum() < IRIS_MIN_CONTRAST * n:
             return None
-    if np.linalg.norm(off) > IRIS_MAX_SHIFT * r0:
-        return None
     return off, rad / r0
 
 
@@ -289,7 +289,7 @@ def limbus_circle(planes: np.ndarray, centre: np.ndarray, radius: float, step: f
     """The circle (centre, radius; crop pixels, pixel centres at 0) through the limbus edge points
     found along rays from ``centre`` near ``radius``, or None with too few points on either side.
 
-    planes : (H, W, 2) float32, the blurred grey crop and its opening mask (``iris_circle``); step :
+    planes : (H, W, 2) float32, the blurred grey crop and its opening mask (``limbus_fit``); step :
     half the radial distance across which the grey step is taken (px).
     """
     lag = max(int(round(step / IRIS_EDGE_SAMPLE_PX)), 1)
