@@ -113,11 +113,15 @@ def _crop(image: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray
     return cv2.GaussianBlur(grey, (0, 0), IRIS_BLUR_PX), int(x0), int(y0)
 
 
-def _parabola_peak(before: float, top: float, after: float) -> float:
+def _parabola_peak(before, top, after):
     """Offset (-0.5..0.5 samples) of the top of a parabola through three equally spaced samples, the
-    middle one the largest; 0 where they do not bend down."""
-    den = before - 2 * top + after
-    return float(np.clip(0.5 * (before - after) / den, -0.5, 0.5)) if np.isfinite(den) and den < 0 else 0.0
+    middle one the largest; 0 where they do not bend down. Element-wise on arrays."""
+    bend = before - 2 * top + after
+    if np.ndim(bend) == 0:  # the common case, kept cheap
+        return float(np.clip(0.5 * (before - after) / bend, -0.5, 0.5)) if np.isfinite(bend) and bend < 0 else 0.0
+    bends = np.isfinite(bend) & (bend < 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(bends, np.clip(0.5 * (before - after) / np.where(bends, bend, -1.0), -0.5, 0.5), 0.0)
 
 
 def _opening(lids: np.ndarray, shape: tuple[int, int], margin: int) -> np.ndarray:
@@ -127,6 +131,19 @@ def _opening(lids: np.ndarray, shape: tuple[int, int], margin: int) -> np.ndarra
     poly = np.round((lids - 0.5) * 4).astype(np.int32)
     cv2.fillPoly(opening, [poly], 1, lineType=cv2.LINE_8, shift=2)
     return cv2.erode(opening, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1,) * 2))
+
+
+def _eye_crop(image: np.ndarray, lids: np.ndarray, centre: np.ndarray, reach: float,
+              radius: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """(H, W, 2) float32 planes, the blurred grey crop around the lid ring ``lids`` and the square
+    ``centre`` +- ``reach`` and its lid opening (pulled in by IRIS_LID_MARGIN iris radii, >= 1 px),
+    sampled together; and the image coordinates of crop pixel (0, 0)'s centre. None when too small."""
+    crop = _crop(image, np.minimum(lids.min(axis=0), centre - reach), np.maximum(lids.max(axis=0), centre + reach))
+    if crop is None:
+        return None
+    grey, x0, y0 = crop
+    opening = _opening(lids - (x0, y0), grey.shape, int(round(max(IRIS_LID_MARGIN * radius, 1.0))))
+    return cv2.merge([grey, opening.astype(np.float32)]), np.array([x0 + 0.5, y0 + 0.5])
 
 
 def _arc_angles(n: int) -> np.ndarray:
@@ -175,23 +192,19 @@ def iris_circle(image: np.ndarray, points: np.ndarray, eye: int) -> tuple[np.nda
 
     # Crop around the opening and the search region.
     step = max(IRIS_EDGE_STEP * r0, IRIS_EDGE_STEP_MIN_PX)
-    reach = (IRIS_SEARCH + IRIS_RADIUS_RANGE[1]) * r0 + step + 2
-    crop = _crop(image, np.minimum(lids.min(axis=0), c0 - reach), np.maximum(lids.max(axis=0), c0 + reach))
+    crop = _eye_crop(image, lids, c0, (IRIS_SEARCH + IRIS_RADIUS_RANGE[1]) * r0 + step + 2, r0)
     if crop is None:
         return None
-    grey, x0, y0 = crop
-    y1, x1 = y0 + grey.shape[0], x0 + grey.shape[1]
-    opening = _opening(lids - (x0, y0), grey.shape, int(round(max(IRIS_LID_MARGIN * r0, 1.0))))
+    planes, origin = crop
+    grey, opening = planes[..., 0], planes[..., 1]
 
     # Glare over the iris (glasses, lamps) hides the limbus.
-    yy, xx = np.ogrid[y0:y1, x0:x1]
-    disc = ((xx + 0.5 - c0[0]) ** 2 + (yy + 0.5 - c0[1]) ** 2 < r0 ** 2) & (opening > 0)
+    yy, xx = np.ogrid[: grey.shape[0], : grey.shape[1]]
+    disc = ((xx + origin[0] - c0[0]) ** 2 + (yy + origin[1] - c0[1]) ** 2 < r0 ** 2) & (opening > 0)
     n_disc = np.count_nonzero(disc)
     if n_disc and np.count_nonzero(grey[disc] >= IRIS_GLARE_LEVEL) > IRIS_MAX_GLARE * n_disc:
         return None
 
-    planes = cv2.merge([grey, opening.astype(np.float32)])  # sampled together
-    origin = np.array([x0 + 0.5, y0 + 0.5])  # image coordinates of crop pixel (0, 0)'s centre
     min_seen = IRIS_MIN_ARC * len(_ANGLES)
 
     def edge(offsets: np.ndarray, radii: np.ndarray):
@@ -268,14 +281,12 @@ def limbus_fit(image: np.ndarray, points: np.ndarray, eye: int) -> tuple[np.ndar
         return None
     lids = p[list(topology.lid_ring(eye))]
     step = max(IRIS_EDGE_STEP * r0, IRIS_EDGE_POINT_STEP_PX)
-    reach = (1 + IRIS_EDGE_REACH) * r0 + step + 2
-    crop = _crop(image, np.minimum(lids.min(axis=0), c0 - reach), np.maximum(lids.max(axis=0), c0 + reach))
+    crop = _eye_crop(image, lids, c0, (1 + IRIS_EDGE_REACH) * r0 + step + 2, r0)
     if crop is None:
         return None
-    grey, x0, y0 = crop
-    opening = _opening(lids - (x0, y0), grey.shape, int(round(max(IRIS_LID_MARGIN * r0, 1.0))))
-    start = c0 - (x0 + 0.5, y0 + 0.5)  # crop pixel (0, 0)'s centre at 0
-    fitted = limbus_circle(cv2.merge([grey, opening.astype(np.float32)]), start, r0, step)
+    planes, origin = crop
+    start = c0 - origin  # crop pixel (0, 0)'s centre at 0
+    fitted = limbus_circle(planes, start, r0, step)
     if fitted is None:
         return None
     c, r = fitted
@@ -310,10 +321,7 @@ def limbus_circle(planes: np.ndarray, centre: np.ndarray, radius: float, step: f
     if min(np.count_nonzero(ok[:IRIS_EDGE_RAYS]), np.count_nonzero(ok[IRIS_EDGE_RAYS:])) < IRIS_EDGE_MIN_POINTS:
         return None
     rows, j = rows[ok], j[ok]
-    before, top, after = rise[rows, j - 1], rise[rows, j], rise[rows, j + 1]
-    bend = before - 2 * top + after  # < 0 where the three samples bend down
-    frac = np.where(bend < 0, np.clip(0.5 * (before - after) / np.minimum(bend, -1e-9), -0.5, 0.5), 0.0)
-    dist = t[lag + j] + frac * IRIS_EDGE_SAMPLE_PX
+    dist = t[lag + j] + _parabola_peak(rise[rows, j - 1], rise[rows, j], rise[rows, j + 1]) * IRIS_EDGE_SAMPLE_PX
     points = centre + _EDGE_UNIT[rows] * dist[:, None]
     c, r = geometry.fit_circle(points, centre, radius)
     residual = np.abs(np.linalg.norm(points - c, axis=1) - r)
