@@ -44,10 +44,18 @@ FACING_CAMERA_DEG = 12.0
 FACING_CAMERA_SHARE = 0.2
 # The corneal reflex of a light at the camera anchors an eyeball (``reflex_centres``) when it is seen
 # in at least this share of the frames with that eye open (and at least REFLEX_MIN_FRAMES), and its
-# anchor lies within REFLEX_MAX_SHIFT_MM of the corners' (farther: the light is not at the camera).
+# anchor lies within REFLEX_MAX_SHIFT_MM of the corners' (farther: the light is not at the camera);
+# side to side and up and down each on its own. The height only from frames whose upper lid stands
+# at least REFLEX_MIN_MRD1_MM above the iris centre: a lower lid hides so much of the limbus that
+# the iris's height is read less surely than the corners'. Frame by frame the anchor follows the
+# running median over REFLEX_WINDOW frames (long enough to hold still through a nystagmus beat) of the
+# frames whose anchor lies within REFLEX_FRAME_SPREAD_MM of the video's.
 REFLEX_MIN_SHARE = 0.2
 REFLEX_MIN_FRAMES = 10
-REFLEX_MAX_SHIFT_MM = 1.5
+REFLEX_MAX_SHIFT_MM = 2.0
+REFLEX_MIN_MRD1_MM = 3.0
+REFLEX_WINDOW = 31  # frames (about a second at 30 fps)
+REFLEX_FRAME_SPREAD_MM = 1.5
 
 
 class FitError(ValueError):
@@ -145,36 +153,56 @@ def eyeball_centres(canthi_mm: np.ndarray, template: Template) -> np.ndarray:
 
 
 def reflex_centres(centres: np.ndarray, iris: np.ndarray, reflexes: np.ndarray, pose: Pose,
-                   opened: np.ndarray, mm_per_unit: float) -> np.ndarray:
-    """Eyeball centres (2, 3) with their side-to-side place (head x) taken from the corneal reflex,
-    where it is seen.
+                   opened: np.ndarray, mrd1_mm: np.ndarray, mm_per_unit: float) -> np.ndarray:
+    """Each frame's eyeball centres (f, 2, 3), placed by the corneal reflex where it is seen.
 
     A light at the camera is reflected over the cornea's centre of curvature, CORNEA_OFFSET_MM in front
     of the eyeball centre along the gaze, while the visible iris centre lies LIMBUS_DEPTH_MM in front
     of it: in the image, centre = reflex - k (iris - reflex), k = CORNEA / (LIMBUS - CORNEA), whatever
     the gaze and the head pose. Each frame's centre is taken into head space at the depth of the
-    corners' centre; the median of its x replaces theirs when enough frames show the reflex and it
-    lies within REFLEX_MAX_SHIFT_MM (a light away from the camera moves the reflex, and k doubles
-    that). Only x: the iris's height is read less surely than its side-to-side place (the lids hide
-    the top and bottom of the limbus, a drooping lid most), and room lights are mostly above the
-    camera, so the height stays anchored on the corners.
+    corners' centre. Its x (side to side) and its y (height) each replace the corners' when enough
+    frames show the reflex and their median lies within REFLEX_MAX_SHIFT_MM (a light away from the
+    camera moves the reflex, and k doubles that); the height counts only frames with the upper lid
+    REFLEX_MIN_MRD1_MM or more above the iris centre (k doubles any error in the iris's height, and a
+    low lid hides the top of the limbus). The centre then follows, frame by frame, the running median
+    of those frames' centres over REFLEX_WINDOW frames (interpolated between them): the head pose is
+    read a little differently from frame to frame, most in a moving head, and a centre fixed in the
+    head would wander in the image by as much. Frames whose centre lies more than
+    REFLEX_FRAME_SPREAD_MM from the median are not followed (another light's reflex, glare).
     centres : (2, 3) from the corners, head space in the pose's units; iris, reflexes : (f, 2, 2)
-    image (NaN where no reflex); opened : (f, 2) bool eye open. Returns (2, 3).
+    image (NaN where no reflex); opened : (f, 2) bool eye open; mrd1_mm : (f, 2) upper lid over the
+    iris centre. Returns (f, 2, 3).
     """
     k = topology.CORNEA_OFFSET_MM / (topology.LIMBUS_DEPTH_MM - topology.CORNEA_OFFSET_MM)
     seen = opened & np.isfinite(reflexes).all(axis=-1)  # (f, 2)
-    out = centres.copy()
+    image = geometry.apply_pose(centres, pose.scale, pose.rotation, pose.translation)  # (f, 2, 3)
+    image[..., :2] = reflexes - k * (iris - reflexes)
+    anchors = geometry.invert_pose(image, pose.scale, pose.rotation, pose.translation)  # (f, 2, 3)
+    out = np.repeat(centres[None], len(iris), axis=0)
     for e in range(2):
-        rows = np.flatnonzero(seen[:, e])
-        if len(rows) < max(REFLEX_MIN_FRAMES, REFLEX_MIN_SHARE * np.count_nonzero(opened[:, e])):
-            continue
-        s, rot, t = pose.scale[rows], pose.rotation[rows], pose.translation[rows]
-        image = geometry.apply_pose(centres[e][None], s, rot, t)[:, 0]  # (m, 3)
-        image[:, :2] = reflexes[rows, e] - k * (iris[rows, e] - reflexes[rows, e])
-        x = float(np.median(geometry.invert_pose(image[:, None], s, rot, t)[:, 0, 0]))
-        if abs(x - centres[e, 0]) * mm_per_unit <= REFLEX_MAX_SHIFT_MM:
-            out[e, 0] = x
+        enough = max(REFLEX_MIN_FRAMES, REFLEX_MIN_SHARE * np.count_nonzero(opened[:, e]))
+        for axis, rows in ((0, seen[:, e]), (1, seen[:, e] & (mrd1_mm[:, e] >= REFLEX_MIN_MRD1_MM))):
+            if np.count_nonzero(rows) < enough:
+                continue
+            value = float(np.median(anchors[rows, e, axis]))
+            if abs(value - centres[e, axis]) * mm_per_unit <= REFLEX_MAX_SHIFT_MM:
+                near = rows & (np.abs(anchors[:, e, axis] - value) * mm_per_unit <= REFLEX_FRAME_SPREAD_MM)
+                out[:, e, axis] = running_median(anchors[:, e, axis], near, REFLEX_WINDOW)
     return out
+
+
+def running_median(values: np.ndarray, rows: np.ndarray, window: int) -> np.ndarray:
+    """(f,) median of values[rows] within window // 2 frames of each frame; where fewer than a third of
+    the window are rows, interpolated from the frames around (held at the ends). rows : (f,) bool,
+    with at least one True."""
+    half = window // 2
+    x = np.pad(np.where(rows, values, np.nan), half, constant_values=np.nan)
+    win = np.lib.stride_tricks.sliding_window_view(x, 2 * half + 1)  # (f, window)
+    ok = np.isfinite(win).sum(axis=1) >= max(1, window // 3)
+    if not ok.any():
+        return np.full(len(values), float(np.median(values[rows])))
+    frames = np.arange(len(values))
+    return np.interp(frames, frames[ok], np.nanmedian(win[ok], axis=1))
 
 
 def fit_gaze(iris: np.ndarray, pose: Pose, centres: np.ndarray, radius: float) -> np.ndarray:
@@ -184,8 +212,8 @@ def fit_gaze(iris: np.ndarray, pose: Pose, centres: np.ndarray, radius: float) -
     centre (orthographic view, as MediaPipe's coordinates are); the direction from the centre to it,
     rotated back into head space, is the gaze. Eyes are independent. The radius is that of the
     limbus plane (``topology.LIMBUS_DEPTH_MM``): the visible iris's centre, not the cornea's front.
-    iris : (f, 2, 2) image-space iris centres (x, y); centres : (2, 3) head space in the pose's
-    units; radius likewise. Returns (f, 2, 2) yaw, pitch degrees.
+    iris : (f, 2, 2) image-space iris centres (x, y); centres : (2, 3) or per frame (f, 2, 3), head
+    space in the pose's units; radius likewise. Returns (f, 2, 2) yaw, pitch degrees.
     """
     c_img = geometry.apply_pose(centres, pose.scale, pose.rotation, pose.translation)  # (f, 2, 3)
     r_img = pose.scale * radius
@@ -395,7 +423,7 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
         poses.append(fit_pose(pts, reference))
         z.append(_feature_z(to_head(pts, poses[-1]), template))
     neutral = neutral_of(_pose_concat(poses), np.concatenate(z))
-    poses, z, iris_d, canthi, opening, lids, iris = [], [], [], [], [], [], []
+    poses, z, iris_d, canthi, opening, lids, iris, mrd1 = [], [], [], [], [], [], [], []
     for _, pts in chunks():
         poses.append(fit_pose(pts, neutral))
         shapes = to_head(pts, poses[-1])
@@ -405,19 +433,23 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
         opening.append(lid_opening(shapes))
         lids.append(fit_lids(shapes))
         iris.append(pts[:, list(topology.IRIS_CENTRE), :2])
+        mrd1.append(shapes[:, list(topology.MID_UPPER), 1] - shapes[:, list(topology.IRIS_CENTRE), 1])
     pose = _pose_concat(poses)
     neutral = neutral_of(pose, np.concatenate(z))
-    iris_d, canthi, iris = np.concatenate(iris_d), np.concatenate(canthi), np.concatenate(iris)
+    iris_d, canthi, iris, mrd1 = np.concatenate(iris_d), np.concatenate(canthi), np.concatenate(iris), np.concatenate(mrd1)
     # The scale comes from the iris, which is seen narrower as the eye turns from the camera: taken
     # from the frames where both eyes face it most (known after a first estimate from all frames).
     mm_per_unit = topology.IRIS_DIAMETER_MM / float(np.median(iris_d))
     opening = np.concatenate(opening)
     reflexes = None if track.reflexes is None else np.asarray(track.reflexes[frames], np.float64)
     for _ in range(2):
-        centres = eyeball_centres(canthi * mm_per_unit, template) / mm_per_unit
+        corner_centres = eyeball_centres(canthi * mm_per_unit, template) / mm_per_unit
+        centres = corner_centres
         if reflexes is not None:
-            centres = reflex_centres(centres, iris, reflexes, pose, opening >= CLOSED_OPENING, mm_per_unit)
+            centres = reflex_centres(centres, iris, reflexes, pose, opening >= CLOSED_OPENING, mrd1 * mm_per_unit,
+                                     mm_per_unit)
         gaze = fit_gaze(iris, pose, centres, topology.LIMBUS_DEPTH_MM / mm_per_unit)
+        eyeballs = np.broadcast_to(centres - corner_centres, (len(iris), 2, 3)) * mm_per_unit
         mm_per_unit = topology.IRIS_DIAMETER_MM / float(np.median(iris_d[facing_camera(gaze, pose)]))
     gaze = hold_closed_gaze(gaze, opening)
     lids = np.concatenate(lids) * mm_per_unit
@@ -460,6 +492,7 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
         lids=lids[held],
         observed=observed,
         visible=visible,
+        eyeballs=eyeballs[held],
     )
     return fit, Identity(neutral=neutral, mm_per_unit=mm_per_unit)
 

@@ -21,6 +21,9 @@ face{j}_lids                  (n, 2, 14) float64   per eye: height of 7 upper th
 face{j}_observed              (n,) bool            the face was tracked in this frame; where False
                                                    the values are held from the last tracked frame
 face{j}_visible               (n,) bool            the face is drawn in this frame
+face{j}_eyeballs              (n, 2, 3) float64    per eye: the eyeball centre's offset from where
+                                                   the template puts it from the eye corners (mm);
+                                                   absent where there is none (older files too)
 ============================  ===================  ==============================================
 
 Conventions (head space, image space, eye order) are those of ``dmask.types``. The file holds no
@@ -40,7 +43,7 @@ from .types import FaceFit, Pose
 
 FORMAT = "dmask-params/1"
 _POSE = ("scale", "rotation", "translation")
-_FIT = ("expression", "gaze", "lids", "observed", "visible")
+_FIT = ("expression", "gaze", "lids", "observed", "visible", "eyeballs")
 
 
 class ParamsError(ValueError):
@@ -73,7 +76,8 @@ def save_params(path, params: MaskParams) -> None:
         for name in _POSE:
             arrays[f"face{j}_{name}"] = getattr(fit.pose, name)
         for name in _FIT:
-            arrays[f"face{j}_{name}"] = getattr(fit, name)
+            if getattr(fit, name) is not None:
+                arrays[f"face{j}_{name}"] = getattr(fit, name)
     tmp = path.with_name(f".{path.name}.part")
     try:
         # What numpy.savez_compressed writes, with arrays kept on disk (store.FrameStore) written in
@@ -128,7 +132,8 @@ def load_params(path) -> MaskParams:
         try:
             for j in range(int(data["n_faces"])):
                 pose = Pose(**{name: data[f"face{j}_{name}"] for name in _POSE})
-                fit = {name: data[f"face{j}_{name}"] for name in _FIT if name != "expression"}
+                fit = {name: data[f"face{j}_{name}"] for name in _FIT
+                       if name != "expression" and (name != "eyeballs" or f"face{j}_eyeballs" in data)}
                 faces.append(FaceFit(pose=pose, expression=_read_store(data.zip, f"face{j}_expression"), **fit))
         except (KeyError, OSError, ValueError, zipfile.BadZipFile) as e:
             raise ParamsError(f"cannot read mask parameters from '{path}': {e}") from None

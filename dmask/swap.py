@@ -53,15 +53,16 @@ def mask_geometry(fit: FaceFit, i: int, template: Template) -> MaskGeometry:
     v = head_shape(fit, i, template)
     s, rot, t = fit.pose.scale[i], fit.pose.rotation[i], fit.pose.translation[i]
     # The head is drawn turned so that the landmark stage reads the subject's pose; the eyes look
-    # where the subject's do, relative to that pose. The eyeball centres are fixed in the head, like
-    # the subject's that the gaze was fitted against.
+    # where the subject's do, relative to that pose, about eyeball centres as far from the template's
+    # place as the subject's, that the gaze was fitted against, were from theirs (FaceFit.eyeballs).
     drawn = template.drawn_rotation(rot)
     gaze = geometry.gaze_vector(fit.gaze[i]) @ rot.T
     mid = canthi_mid(template.vertices)
+    centres = template.eye_centres() - mid + (0.0 if fit.eyeballs is None else fit.eyeballs[i])
     return MaskGeometry(
         vertices=geometry.apply_pose(v, s, drawn, t),
         rotation=drawn,
-        eye_centres=geometry.apply_pose(mid, s, drawn, t) + s * (template.eye_centres() - mid) @ rot.T,
+        eye_centres=geometry.apply_pose(mid, s, drawn, t) + s * centres @ rot.T,
         eye_radius=float(s * topology.EYEBALL_RADIUS_MM),
         gaze=gaze,
     )

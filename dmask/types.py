@@ -98,6 +98,11 @@ class FaceFit:
     lids: np.ndarray  # (n, 2, K) [eye, lid-margin point] vertical offset, mm
     observed: np.ndarray  # (n,) bool: the face was seen in this frame (else held from the last good one)
     visible: np.ndarray  # (n,) bool: draw the face in this frame
+    # (n, 2, 3) mm, per eye: where the eyeball centre sits relative to where the template's proportions
+    # put it from the eye corners, as the corneal reflex places it (fit.reflex_centres); None: there.
+    # The mask's eyeballs sit as far from its corners, so that its iris is drawn where the subject's
+    # is, relative to the lids, while gazing as the subject's does.
+    eyeballs: np.ndarray | None = None
 
     @property
     def n_frames(self) -> int:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dmask import geometry, topology
-from dmask.fit import bilateral_filter, fill_missing, fit_track
+from dmask.fit import bilateral_filter, fill_missing, fit_track, running_median
 from dmask.swap import head_shape, mask_geometry
 from dmask.template import canthi_mid, load_template
 from dmask.types import Track
@@ -128,12 +128,15 @@ def test_fill_missing_holds_the_last_good_state():
     np.testing.assert_array_equal(fill_missing(values, observed), [10, 10, 20, 20, 20, 30])
 
 
-def reflex_case(corner_shift_mm=0.0, light_shift_mm=0.0, reflex_share=1.0):
+def reflex_case(corner_shift_mm=(0.0, 0.0), light_shift_mm=(0.0, 0.0), reflex_share=1.0, lid_drop_mm=0.0,
+                mesh_drift_mm=0.0, stray=()):
     """A turning head whose eyes look about, with the corneal reflexes of a light at the camera.
-    The right eye's corners are read corner_shift_mm to the side (head x, as MediaPipe's corners
-    drift); the reflexes are seen light_shift_mm (image x, mm) from where a light at the camera puts
-    them (a light beside the camera), in the first reflex_share of the frames. Returns the track and
-    the true gaze."""
+    The right eye's corners are read corner_shift_mm aside (head x, y: MediaPipe's corners drift) and
+    its upper lid is lowered by lid_drop_mm; the reflexes are seen light_shift_mm (image x, y; mm) from
+    where a light at the camera puts them (a light beside or above the camera), in the first
+    reflex_share of the frames. The whole mesh but the irises is read up to mesh_drift_mm off, up and
+    down and side to side, slowly over the clip (the head pose misread). In the frames `stray` the reflex
+    found is another light's, 3 mm aside. Returns the track and the true gaze."""
     n = 90
     t = np.linspace(0, 2 * np.pi, n)[:, None]
     gaze = np.stack([np.hstack([12 * np.sin(t), 6 * np.cos(t)]), np.hstack([8 + 12 * np.sin(t), 6 * np.cos(t)])], axis=1)
@@ -142,33 +145,109 @@ def reflex_case(corner_shift_mm=0.0, light_shift_mm=0.0, reflex_share=1.0):
     centres = TEMPLATE.eye_centres()
     shapes, reflexes = [], np.full((n, 2, 2), np.nan, np.float32)
     for i, g in enumerate(gaze):
-        shape = synthetic_face(g)
-        shape[[topology.OUTER_CORNER[0], topology.INNER_CORNER[0]], 0] += corner_shift_mm
+        shape = synthetic_face(g, lid_drop_mm=(lid_drop_mm, 0.0))
+        shape[[topology.OUTER_CORNER[0], topology.INNER_CORNER[0]], :2] += corner_shift_mm
         shapes.append(shape)
         if i < reflex_share * n:
             cornea = centres + topology.CORNEA_OFFSET_MM * geometry.gaze_vector(g)
-            reflexes[i] = geometry.apply_pose(cornea, scale[i], rots[i], trans[i])[:, :2] + [scale[i] * light_shift_mm, 0]
+            reflexes[i] = geometry.apply_pose(cornea, scale[i], rots[i], trans[i])[:, :2] + scale[i] * np.asarray(light_shift_mm)
+            if i in stray:
+                reflexes[i] += scale[i] * np.array([3.0, -3.0])
     track = make_track(shapes, scale, rots, trans)
-    return Track(points=track.points, present=track.present, reflexes=reflexes), gaze
+    points = track.points.copy()
+    mesh = np.setdiff1d(np.arange(points.shape[1]), [*topology.IRIS_CENTRE, *np.ravel(topology.IRIS_RING)])
+    drift = mesh_drift_mm * scale[:, None] * np.hstack([np.sin(t / 2 + 1.0), np.cos(t / 2)])  # (n, 2) pixels
+    points[:, mesh, :2] += drift[:, None].astype(np.float32)
+    return Track(points=points, present=track.present, reflexes=reflexes), gaze
 
 
 def test_corneal_reflex_anchors_an_eye_whose_corners_are_read_aside():
-    track, gaze = reflex_case(corner_shift_mm=0.6)
+    track, gaze = reflex_case(corner_shift_mm=(0.6, -0.6))
     without, _ = fit_track(Track(points=track.points, present=track.present), TEMPLATE)
     with_reflex, _ = fit_track(track, TEMPLATE)
     err = lambda fit, k: np.median(np.abs(fit.gaze[:, 0, k] - gaze[:, 0, k]))
-    assert err(without, 0) > 2.0  # 0.6 mm of corner drift is about 3 degrees
+    assert err(without, 0) > 2.0 and err(without, 1) > 2.0  # 0.6 mm of corner drift is about 3 degrees
     assert err(with_reflex, 0) < 0.3 and err(with_reflex, 1) < 0.3
     # the other eye, whose corners are read right, agrees with its corner anchor (the mm scale moves a
     # little with the first eye's gaze)
     np.testing.assert_allclose(with_reflex.gaze[:, 1], without.gaze[:, 1], atol=0.01)
+    # the mask's eyeball moves as far from the template's corner anchor as the reflex moved the subject's
+    np.testing.assert_allclose(with_reflex.eyeballs, np.broadcast_to([[-0.6, 0.6, 0.0], [0.0, 0.0, 0.0]], (90, 2, 3)),
+                               atol=0.05)
+    np.testing.assert_array_equal(without.eyeballs, 0.0)
 
 
-@pytest.mark.parametrize("light_shift_mm, reflex_share", [(-1.5, 1.0), (0.0, 0.05)])
+def test_the_anchor_changes_the_gaze_not_where_the_mask_draws_the_iris():
+    """Corners read 0.6 mm aside: with the reflex anchor the gaze differs by about 3 degrees from the
+    corners' anchor, yet the mask draws each iris in the same place relative to its face (so its lids
+    stand over the iris as the subject's do): the mask's eyeball moves with the anchor."""
+    track, _ = reflex_case(corner_shift_mm=(0.6, -0.6))
+    without, _ = fit_track(Track(points=track.points, present=track.present), TEMPLATE)
+    with_reflex, _ = fit_track(track, TEMPLATE)
+
+    def drawn_iris(fit, i):
+        geo = mask_geometry(fit, i, TEMPLATE)
+        return geo.eye_centres + fit.pose.scale[i] * topology.LIMBUS_DEPTH_MM * geo.gaze, fit.pose.scale[i]
+
+    for i in range(0, track.n_frames, 10):
+        (a, s), (b, _) = drawn_iris(without, i), drawn_iris(with_reflex, i)
+        assert np.abs(with_reflex.gaze[i, 0] - without.gaze[i, 0]).max() > 1.5
+        np.testing.assert_allclose(b[:, :2] / s, a[:, :2] / s, atol=0.05)  # mm
+
+
+def test_the_reflex_keeps_the_eyeballs_in_place_where_the_head_pose_is_misread():
+    """The mesh, and with it the head pose, read up to 0.6 mm off the eyes, slowly: an eyeball fixed in
+    the head moves with it (about 3 degrees of gaze); placed by the reflex frame by frame, it stays."""
+    track, gaze = reflex_case(mesh_drift_mm=0.6)
+    without, _ = fit_track(Track(points=track.points, present=track.present), TEMPLATE)
+    with_reflex, _ = fit_track(track, TEMPLATE)
+    err = lambda fit, e, k: np.median(np.abs(fit.gaze[:, e, k] - gaze[:, e, k]))
+    for e in range(2):
+        assert err(without, e, 0) > 2.0 and err(without, e, 1) > 2.0
+        assert err(with_reflex, e, 0) < 0.3 and err(with_reflex, e, 1) < 0.3
+
+
+def test_another_lights_reflex_for_a_while_is_not_followed():
+    track, gaze = reflex_case(corner_shift_mm=(0.6, -0.6))
+    stray, _ = reflex_case(corner_shift_mm=(0.6, -0.6), stray=range(30, 50))
+    clean, _ = fit_track(track, TEMPLATE)
+    fit, _ = fit_track(stray, TEMPLATE)
+    np.testing.assert_allclose(fit.gaze, clean.gaze, atol=0.3)
+    assert np.median(np.abs(fit.gaze[:, 0] - gaze[:, 0])) < 0.3
+
+
+def test_running_median_takes_the_rows_near_each_frame_and_fills_between():
+    values = np.array([0.0, 1.0, 2.0, 100.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, -50.0, 11.0])
+    rows = np.ones(12, bool)
+    rows[[3, 10]] = False  # outliers not to be used
+    rows[6:9] = False  # a gap
+    out = running_median(values, rows, 3)
+    # each frame: the median of the rows among itself and its two neighbours (at least one of them)
+    expected = [0.5, 1.0, 1.5, 3.0, 4.5, 4.5, 5.0, np.nan, 9.0, 9.0, 10.0, 11.0]
+    expected[7] = 7.0  # no row within reach: between its neighbours' medians
+    np.testing.assert_allclose(out, expected)
+    # a median, not a mean: one wild row among five does not move it
+    wild = np.array([1.0, 1.0, 50.0, 1.0, 1.0])
+    np.testing.assert_allclose(running_median(wild, np.ones(5, bool), 5)[2], 1.0)
+
+
+def test_under_a_low_lid_the_height_stays_on_the_corners():
+    """With the upper lid 2.5 mm lower (MRD1 about 1.5 mm, under REFLEX_MIN_MRD1_MM) the reflex still
+    places the eye side to side, but its height stays on the corners."""
+    track, gaze = reflex_case(corner_shift_mm=(0.6, -0.6), lid_drop_mm=2.5)
+    without, _ = fit_track(Track(points=track.points, present=track.present), TEMPLATE)
+    with_reflex, _ = fit_track(track, TEMPLATE)
+    err = lambda fit, k: np.median(np.abs(fit.gaze[:, 0, k] - gaze[:, 0, k]))
+    assert err(with_reflex, 0) < 0.3
+    assert err(with_reflex, 1) == pytest.approx(err(without, 1), abs=0.3) and err(with_reflex, 1) > 2.0
+    np.testing.assert_allclose(with_reflex.eyeballs[:, 0], np.broadcast_to([-0.6, 0.0, 0.0], (90, 3)), atol=0.05)
+
+
+@pytest.mark.parametrize("light_shift_mm, reflex_share", [((-1.5, 1.5), 1.0), ((0.0, 0.0), 0.05)])
 def test_corneal_reflex_is_not_used_from_a_light_aside_or_when_rarely_seen(light_shift_mm, reflex_share):
-    """A light beside the camera moves the reflex 1.5 mm, the anchor twice that (beyond
-    REFLEX_MAX_SHIFT_MM); a reflex seen in 5 % of the frames is too rare."""
-    track, _ = reflex_case(corner_shift_mm=0.6, light_shift_mm=light_shift_mm, reflex_share=reflex_share)
+    """A light beside and below the camera moves the reflex 1.5 mm each way, the anchor twice that
+    (beyond REFLEX_MAX_SHIFT_MM); a reflex seen in 5 % of the frames is too rare."""
+    track, _ = reflex_case(corner_shift_mm=(0.6, -0.6), light_shift_mm=light_shift_mm, reflex_share=reflex_share)
     without, _ = fit_track(Track(points=track.points, present=track.present), TEMPLATE)
     with_reflex, _ = fit_track(track, TEMPLATE)
     np.testing.assert_allclose(with_reflex.gaze, without.gaze, atol=1e-6)

@@ -9,14 +9,15 @@ Three levels of truth:
   lp_d6_crosseyed.mp4, on the original and on its mask.
 
 The issue's numeric bars on rendered videos: blink events F1 >= 0.95, nystagmus frequency within
-0.2 Hz, each eye's gaze yaw within 2 deg and the horizontal deviation within 2 PD are asserted. MRD1
-and fissure height within 0.3 mm, pitch within 2 deg, the vertical deviation within 2 PD and nystagmus
-amplitude within 25% are not met yet by the rendered chain and are not asserted. Median errors on the
-four accuracy clips: MRD1 0.03-0.44 mm (6 of 8 eyes within 0.3), fissure height 0.02-0.49 mm (4 of 8),
-yaw 0.08-1.3 deg, pitch 0.18-3.5 deg (5 of 8 within 2), horizontal deviation 0.19-1.2 PD, vertical
-0.8-5.8 PD, nystagmus amplitude -5% to -31%. On exact landmarks every value comes back exact, so the
-error is the reading of the rendered eye: the eyeballs' heights rest on MediaPipe's eye corners, which
-move with lids, pose and gaze, and a 2-degree nystagmus moves the iris by less than a pixel.
+0.2 Hz, each eye's gaze yaw within 2 deg and the deviation (horizontal and vertical) within 2 PD are
+asserted. MRD1 and fissure height within 0.3 mm, pitch within 2 deg and nystagmus amplitude within
+25% are not met yet by the rendered chain and are not asserted. Median errors on the four accuracy
+clips: MRD1 0.03-0.44 mm (6 of 8 eyes within 0.3), fissure height 0.02-0.49 mm (4 of 8), yaw
+0.09-1.2 deg, pitch 0.52-2.6 deg (6 of 8 within 2: not the two drooping eyes), horizontal deviation
+0.07-0.37 PD, vertical 0.07-1.84 PD, nystagmus amplitude -6% to -32%. On exact landmarks every value
+comes back exact, so the error is the reading of the rendered eye: under a drooping lid the height
+of the eyeball rests on MediaPipe's eye corners, which move with lids, pose and gaze, and a 2-degree
+nystagmus moves the iris by less than a pixel.
 """
 import csv
 import json
@@ -239,12 +240,12 @@ def test_rendered_nystagmus_frequency_within_02_hz_and_its_waveform(rendered):
     assert not any(s.present for s in rendered["eyes"][1].summary.nystagmus)
 
 
-def test_rendered_gaze_yaw_within_2_deg_and_horizontal_deviation_within_2_pd(rendered):
-    """The issue's bars for gaze (here: side to side, per eye) and deviation (horizontal), on every
-    accuracy clip: the eyeballs' side-to-side places rest on the corneal reflex."""
+def test_rendered_gaze_yaw_within_2_deg_and_deviation_within_2_pd(rendered):
+    """The issue's bars for gaze (here: side to side, per eye) and deviation (horizontal and vertical),
+    on every accuracy clip: the eyeballs are placed by the corneal reflex."""
     for name, (_, _, _, acc) in rendered.items():
         assert max(acc["gaze_yaw_deg"]) <= 2.0, (name, acc["gaze_yaw_deg"])
-        assert acc["deviation_pd"][0] <= 2.0, (name, acc["deviation_pd"])
+        assert max(acc["deviation_pd"]) <= 2.0, (name, acc["deviation_pd"])
 
 
 def test_rendered_ptosis_is_on_the_right_side(rendered):

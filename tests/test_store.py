@@ -1,4 +1,6 @@
 """Per-frame data on disk (store.FrameStore) and the fit streamed over it: same numbers as in memory."""
+import dataclasses
+import zipfile
 from fractions import Fraction
 
 import numpy as np
@@ -58,7 +60,8 @@ def _moving_track(n=75):
 
 
 def _fit_arrays(fit):
-    return [fit.pose.scale, fit.pose.rotation, fit.pose.translation, np.asarray(fit.expression), fit.gaze, fit.lids]
+    return [fit.pose.scale, fit.pose.rotation, fit.pose.translation, np.asarray(fit.expression), fit.gaze, fit.lids,
+            fit.eyeballs]
 
 
 def test_the_fit_is_the_same_in_memory_on_disk_and_in_any_chunk_size(monkeypatch):
@@ -102,6 +105,23 @@ def test_parameters_on_disk_round_trip_through_the_file(tmp_path):
     assert isinstance(back.faces[0].expression, FrameStore)
     for a, b in zip(_fit_arrays(fit), _fit_arrays(back.faces[0])):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_parameter_file_without_eyeball_offsets_still_loads(tmp_path):
+    """Files written before FaceFit.eyeballs existed still load, with no eyeball offsets (the template's place)."""
+    pts, present = _moving_track()
+    fit, _ = fit_track(Track(points=pts, present=present), TEMPLATE)
+    fit = dataclasses.replace(fit, eyeballs=np.full((len(present), 2, 3), 0.5))
+    save_params(tmp_path / "p.npz", MaskParams(width=400, height=360, time_base=Fraction(1, 30),
+                                               pts=np.arange(len(present)), is_image=False, faces=(fit,)))
+    np.testing.assert_array_equal(load_params(tmp_path / "p.npz").faces[0].eyeballs, 0.5)
+    with zipfile.ZipFile(tmp_path / "p.npz") as new, zipfile.ZipFile(tmp_path / "old.npz", "w") as old:
+        for name in new.namelist():
+            if name != "face0_eyeballs.npy":
+                old.writestr(name, new.read(name))
+    back = load_params(tmp_path / "old.npz").faces[0]
+    assert back.eyeballs is None
+    np.testing.assert_array_equal(back.gaze, fit.gaze)
 
 
 def test_a_full_disk_gives_a_clear_error(monkeypatch, tmp_path):
