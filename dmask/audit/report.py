@@ -58,7 +58,8 @@ def acceptance(result: AuditResult) -> list[tuple[str, str, str, bool | None]]:
     if result.pooled is not None:
         for a in result.pooled.measures:
             if a.name in ICC_BAR_MEASURES:
-                add(f"fidelity ICC, {a.name}", a.icc, f"≥ {ICC_BAR}", lambda v: v >= ICC_BAR, number)
+                add(f"fidelity ICC, {a.name}", a.icc, f"≥ {ICC_BAR}", lambda v: v >= ICC_BAR,
+                    lambda v: number(v, 3))  # three digits: 0.899 fails the bar, "0.90" would not show it
     return rows
 
 
