@@ -11,8 +11,8 @@ Definitions (per eye, in head space seen from the front, millimetres):
 * fissure width: outer to inner eye corner.
 * MRD1 / MRD2: upper lid margin above / lower lid margin below the iris centre, the corneal-reflex
   proxy. The iris centre is the observed iris landmark, filtered in time like the lids; not the eyeball
-  model's, whose centre is anchored on the eye corners (a corner read 1 mm off would move it 1 mm;
-  side to side it rests on the corneal reflex where one is seen).
+  model's, whose centre rests on the corneal reflex where one is seen and otherwise on the eye corners
+  (a corner read 1 mm off would move it 1 mm).
 * opening ratio: fissure height / fissure width.
 * openness: the mean gap between the 7 paired upper and lower lid points over the same gap in the
   subject's open eye (the 80th percentile over the video); 1 = as open as usual, 0 = shut.
