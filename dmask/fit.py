@@ -436,7 +436,7 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
         mrd1.append(shapes[:, list(topology.MID_UPPER), 1] - shapes[:, list(topology.IRIS_CENTRE), 1])
     pose = _pose_concat(poses)
     neutral = neutral_of(pose, np.concatenate(z))
-    iris_d, canthi, iris, mrd1 = np.concatenate(iris_d), np.concatenate(canthi), np.concatenate(iris), np.concatenate(mrd1)
+    iris_d, canthi, iris, mrd1 = (np.concatenate(a) for a in (iris_d, canthi, iris, mrd1))
     # The scale comes from the iris, which is seen narrower as the eye turns from the camera: taken
     # from the frames where both eyes face it most (known after a first estimate from all frames).
     mm_per_unit = topology.IRIS_DIAMETER_MM / float(np.median(iris_d))

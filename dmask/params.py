@@ -43,7 +43,8 @@ from .types import FaceFit, Pose
 
 FORMAT = "dmask-params/1"
 _POSE = ("scale", "rotation", "translation")
-_FIT = ("expression", "gaze", "lids", "observed", "visible", "eyeballs")
+_FIT = ("expression", "gaze", "lids", "observed", "visible")
+_OPTIONAL = ("eyeballs",)  # absent in older files
 
 
 class ParamsError(ValueError):
@@ -75,7 +76,7 @@ def save_params(path, params: MaskParams) -> None:
     for j, fit in enumerate(params.faces):
         for name in _POSE:
             arrays[f"face{j}_{name}"] = getattr(fit.pose, name)
-        for name in _FIT:
+        for name in _FIT + _OPTIONAL:
             if getattr(fit, name) is not None:
                 arrays[f"face{j}_{name}"] = getattr(fit, name)
     tmp = path.with_name(f".{path.name}.part")
@@ -132,8 +133,8 @@ def load_params(path) -> MaskParams:
         try:
             for j in range(int(data["n_faces"])):
                 pose = Pose(**{name: data[f"face{j}_{name}"] for name in _POSE})
-                fit = {name: data[f"face{j}_{name}"] for name in _FIT
-                       if name != "expression" and (name != "eyeballs" or f"face{j}_eyeballs" in data)}
+                fit = {name: data[f"face{j}_{name}"] for name in _FIT if name != "expression"}
+                fit |= {name: data[f"face{j}_{name}"] for name in _OPTIONAL if f"face{j}_{name}" in data}
                 faces.append(FaceFit(pose=pose, expression=_read_store(data.zip, f"face{j}_expression"), **fit))
         except (KeyError, OSError, ValueError, zipfile.BadZipFile) as e:
             raise ParamsError(f"cannot read mask parameters from '{path}': {e}") from None
