@@ -247,6 +247,11 @@ def test_small_audit_report(small_audit, tmp_path):
     bars = {a["measure"]: a for a in doc["acceptance"]}
     assert bars["identity baseline, Mask→Face rank-1 (original face box)"]["passed"] is True
     assert bars["dmask verification acceptance at 0.6"]["passed"] is True
+    # the bar's ICCs in three digits, as compared with the bar (0.899 must not read as "0.90")
+    pooled = {m["name"]: m["icc"] for m in doc["fidelity"]["pooled"]["measures"]}
+    for name in ("fissure_height_r", "gaze_pitch_l"):
+        row = bars[f"fidelity ICC, {name}"]
+        assert row["value"] == f"{pooled[name]:.3f}" and row["passed"] == (pooled[name] >= 0.9)
     page = paths["html"].read_text()
     assert "Bland" in page and page.count("data:image/png;base64,") == 4  # Bland-Altman + 3 overlays
     assert "http" not in page.replace("http-equiv", "")
