@@ -341,7 +341,8 @@ LID_EDGE_STEP = 0.06  # half the step across the edge, at least IRIS_EDGE_STEP_M
 LID_SAMPLE_PX = 0.25  # spacing of the samples along the normal
 LID_MIN_CONTRAST = 10.0  # grey step (0-255) below which a point keeps MediaPipe's place
 LID_MIN_OPENING = 0.3  # mid-lid gap below this many iris diameters: eye (nearly) closed, not refined
-LID_MIN_POINTS = 3  # a lid with fewer edge points found keeps MediaPipe's points
+LID_MIN_POINTS = 3  # a lid needs this many edge points, on both sides of the iris, for a tilt; with
+LID_MIN_SHIFT_POINTS = 2  # fewer but at least this many it is shifted by their mean; with fewer, kept
 
 
 def refine_lids(image: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -354,8 +355,11 @@ def refine_lids(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     and the iris's own rings give stronger ones, so only the points over the sclera are read; per lid
     a straight line along the eye (a common shift and a tilt, weighted by step strength) through
     their shifts then moves every point, the ones over the iris included, and no point moves on its
-    own edge alone. The corners are kept. An eye that is (nearly) closed, small, or shows too few
-    edges on either side of the iris keeps MediaPipe's points.
+    own edge alone. A lid with edges on one side of the iris only, or with just two, is shifted by
+    their weighted mean without a tilt (MediaPipe often sets the upper lid on the lashes, over the
+    sclera's edge only near the iris); one edge alone is not followed (it is as often a crease or the
+    iris of a half-closed eye). The corners are kept. An eye that is (nearly) closed or small keeps
+    MediaPipe's points.
 
     image : (H, W, 3) uint8 RGB; points : (478, 3) image pixels. Returns a new array.
     """
@@ -412,10 +416,12 @@ def lid_shifts(grey: np.ndarray, p: np.ndarray, eye: int, r: float) -> np.ndarra
     u = (lid - (outer + inner) / 2) @ axis / max(np.linalg.norm(inner - outer) / 2, 1e-9)  # -1..1
     for rows in (np.arange(n_up), np.arange(n_up, len(lid))):
         k = rows[found[rows]]
+        w = np.sqrt(strength[k])
         if len(k) < LID_MIN_POINTS or not ((along_iris[k] < 0).any() and (along_iris[k] > 0).any()):
+            if len(k) >= LID_MIN_SHIFT_POINTS:  # too few for a tilt: a common shift
+                shifts[rows] = float(np.sum(offset[k] * w) / np.sum(w)) * outward[rows]
             continue
         basis = np.stack([np.ones(len(k)), u[k]], axis=1)
-        w = np.sqrt(strength[k])
         coef, *_ = np.linalg.lstsq(basis * w[:, None], offset[k] * w, rcond=None)
         shifts[rows] = (coef[0] + coef[1] * u[rows])[:, None] * outward[rows]
     return shifts
