@@ -46,14 +46,16 @@ FACING_CAMERA_SHARE = 0.2
 # in at least this share of the frames with that eye open (and at least REFLEX_MIN_FRAMES), and its
 # anchor lies within REFLEX_MAX_SHIFT_MM of the corners' (farther: the light is not at the camera);
 # side to side and up and down each on its own. The height only from frames whose upper lid stands
-# at least REFLEX_MIN_MRD1_MM above the iris centre: a lower lid hides so much of the limbus that
-# the iris's height is read less surely than the corners'. Frame by frame the anchor follows the
+# at least REFLEX_MIN_MRD1_MM above the iris centre: a lid at the iris centre runs over the reflex and
+# leaves less than half the limbus to read the iris by. (At 3 mm, the earlier limit, a drooping eye's
+# height stayed on its corners, which MediaPipe reads moved with the low lid: pitch 2.1 and 2.6 deg off
+# on the synthetic clips with ptosis, 0.7 and 1.9 with the reflex.) Frame by frame the anchor follows the
 # running median over REFLEX_WINDOW frames (long enough to hold still through a nystagmus beat) of the
 # frames whose anchor lies within REFLEX_FRAME_SPREAD_MM of the video's.
 REFLEX_MIN_SHARE = 0.2
 REFLEX_MIN_FRAMES = 10
 REFLEX_MAX_SHIFT_MM = 2.0
-REFLEX_MIN_MRD1_MM = 3.0
+REFLEX_MIN_MRD1_MM = 0.8
 REFLEX_WINDOW = 31  # frames (about a second at 30 fps)
 REFLEX_FRAME_SPREAD_MM = 1.5
 
@@ -163,8 +165,8 @@ def reflex_centres(centres: np.ndarray, iris: np.ndarray, reflexes: np.ndarray, 
     corners' centre. Its x (side to side) and its y (height) each replace the corners' when enough
     frames show the reflex and their median lies within REFLEX_MAX_SHIFT_MM (a light away from the
     camera moves the reflex, and k doubles that); the height counts only frames with the upper lid
-    REFLEX_MIN_MRD1_MM or more above the iris centre (k doubles any error in the iris's height, and a
-    low lid hides the top of the limbus). The centre then follows, frame by frame, the running median
+    REFLEX_MIN_MRD1_MM or more above the iris centre (a lid over the iris centre covers the reflex and
+    most of the limbus). The centre then follows, frame by frame, the running median
     of those frames' centres over REFLEX_WINDOW frames (interpolated between them): the head pose is
     read a little differently from frame to frame, most in a moving head, and a centre fixed in the
     head would wander in the image by as much. Frames whose centre lies more than

@@ -231,15 +231,21 @@ def test_running_median_takes_the_rows_near_each_frame_and_fills_between():
     np.testing.assert_allclose(running_median(wild, np.ones(5, bool), 5)[2], 1.0)
 
 
-def test_under_a_low_lid_the_height_stays_on_the_corners():
-    """With the upper lid 2.5 mm lower (MRD1 about 1.5 mm, under REFLEX_MIN_MRD1_MM) the reflex still
-    places the eye side to side, but its height stays on the corners."""
+def test_under_a_low_lid_the_reflex_sets_the_height_unless_the_lid_covers_the_iris_centre():
+    """With the upper lid 2.5 mm lower (MRD1 about 1.5 mm) the reflex still places the eye in height;
+    4.5 mm lower (the lid under the iris centre in every frame, below REFLEX_MIN_MRD1_MM) it places
+    the eye side to side only, and its height stays on the corners."""
+    err = lambda fit, gaze, k: np.median(np.abs(fit.gaze[:, 0, k] - gaze[:, 0, k]))
     track, gaze = reflex_case(corner_shift_mm=(0.6, -0.6), lid_drop_mm=2.5)
+    with_reflex, _ = fit_track(track, TEMPLATE)
+    assert err(with_reflex, gaze, 0) < 0.3 and err(with_reflex, gaze, 1) < 0.3
+    np.testing.assert_allclose(with_reflex.eyeballs[:, 0], np.broadcast_to([-0.6, 0.6, 0.0], (90, 3)), atol=0.05)
+
+    track, gaze = reflex_case(corner_shift_mm=(0.6, -0.6), lid_drop_mm=4.5)
     without, _ = fit_track(Track(points=track.points, present=track.present), TEMPLATE)
     with_reflex, _ = fit_track(track, TEMPLATE)
-    err = lambda fit, k: np.median(np.abs(fit.gaze[:, 0, k] - gaze[:, 0, k]))
-    assert err(with_reflex, 0) < 0.3
-    assert err(with_reflex, 1) == pytest.approx(err(without, 1), abs=0.3) and err(with_reflex, 1) > 2.0
+    assert err(with_reflex, gaze, 0) < 0.3
+    assert err(with_reflex, gaze, 1) == pytest.approx(err(without, gaze, 1), abs=0.3) and err(with_reflex, gaze, 1) > 2.0
     np.testing.assert_allclose(with_reflex.eyeballs[:, 0], np.broadcast_to([-0.6, 0.0, 0.0], (90, 3)), atol=0.05)
 
 
