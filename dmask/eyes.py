@@ -356,9 +356,9 @@ def refine_lids(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     a straight line along the eye (a common shift and a tilt, weighted by step strength) through
     their shifts then moves every point, the ones over the iris included, and no point moves on its
     own edge alone. A lid with edges on one side of the iris only, or with just two, is shifted by
-    their weighted mean without a tilt (MediaPipe often sets the upper lid on the lashes, over the
-    sclera's edge only near the iris); one edge alone is not followed (it is as often a crease or the
-    iris of a half-closed eye). The corners are kept. An eye that is (nearly) closed or small keeps
+    their weighted mean without a tilt (an iris turned aside hides the sclera on that side, and on a
+    mask MediaPipe often sets the upper lid on the drawn lash band, where few points reach the sclera's
+    edge); one edge alone is not followed (it is as often a crease or the iris of a half-closed eye). The corners are kept. An eye that is (nearly) closed or small keeps
     MediaPipe's points.
 
     image : (H, W, 3) uint8 RGB; points : (478, 3) image pixels. Returns a new array.
