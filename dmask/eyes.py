@@ -434,9 +434,11 @@ REFLEX_SPOT = 0.2  # the spot's pixels lie this near its brightest pixel, at lea
 REFLEX_SPOT_MIN_PX = 2.5
 REFLEX_RING = 0.15  # its surround: a ring this wide outside the spot, at least REFLEX_RING_MIN_PX
 REFLEX_RING_MIN_PX = 1.5
+REFLEX_MIN_OPENING = 0.3  # mid-lid gap below this many iris diameters: eye (nearly) shut, not searched
 REFLEX_MIN_CONTRAST = 15.0  # grey levels (0-255, blurred) the spot rises above the iris's median
 REFLEX_MIN_ISOLATION = 0.6  # ... and falls by this share of that rise into all but a tenth of its
-#                             surround (a lid's edge, the sclera or glare beside it are not a spot)
+#                             surround in the opening (a lid's edge, the sclera or glare beside it are
+#                             not a spot; the lid's skin beside a narrow eye's reflex is not its surround)
 
 
 def corneal_reflexes(image: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -444,7 +446,9 @@ def corneal_reflexes(image: np.ndarray, points: np.ndarray) -> np.ndarray:
 
     The brightest spot over the iris, inside the lid opening, that stands ``REFLEX_MIN_CONTRAST`` above
     the iris and is small: it falls back by ``REFLEX_MIN_ISOLATION`` of its rise on 90 % of a ring
-    around it (glare from glasses, a lit patch of sclera or the lid's edge do not). Its place is the
+    around it inside the opening (glare from glasses, a lit patch of sclera or the lid's edge do not).
+    Searched in eyes open ``REFLEX_MIN_OPENING`` iris diameters or more at mid-lid: a narrow eye's
+    fissure is often under half its iris, and its reflex still shows. Its place is the
     top of a Gaussian through its brightest pixel and that pixel's neighbours, above the surround.
     Reads the iris centre and ring of ``points`` (refined: ``refine_iris``).
     image : (H, W, 3) uint8 RGB; points : (478, 3) image pixels.
@@ -453,7 +457,7 @@ def corneal_reflexes(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     p = np.asarray(points, dtype=np.float64)[:, :2]
     for eye in range(2):
         r, gap = _eye_size(p, eye)
-        if not np.isfinite(r) or r < IRIS_MIN_RADIUS_PX or gap < IRIS_MIN_OPENING * 2 * r:
+        if not np.isfinite(r) or r < IRIS_MIN_RADIUS_PX or gap < REFLEX_MIN_OPENING * 2 * r:
             continue
         c = p[topology.IRIS_CENTRE[eye]]
         crop = _crop(image, c - r, c + r)
@@ -461,8 +465,8 @@ def corneal_reflexes(image: np.ndarray, points: np.ndarray) -> np.ndarray:
             continue
         grey, x0, y0 = crop
         yy, xx = np.mgrid[0 : grey.shape[0], 0 : grey.shape[1]] + 0.5  # pixel centres, crop coordinates
-        inside = _opening(p[list(topology.lid_ring(eye))] - (x0, y0), grey.shape, 1) > 0
-        inside &= np.hypot(xx - (c[0] - x0), yy - (c[1] - y0)) < REFLEX_SEARCH * r
+        opening = _opening(p[list(topology.lid_ring(eye))] - (x0, y0), grey.shape, 1) > 0
+        inside = opening & (np.hypot(xx - (c[0] - x0), yy - (c[1] - y0)) < REFLEX_SEARCH * r)
         if np.count_nonzero(inside) < 5:
             continue
         base = float(np.median(grey[inside]))
@@ -473,7 +477,7 @@ def corneal_reflexes(image: np.ndarray, points: np.ndarray) -> np.ndarray:
             continue
         d = np.hypot(xx - xx.flat[k], yy - yy.flat[k])
         spot = max(REFLEX_SPOT * r, REFLEX_SPOT_MIN_PX)
-        ring = (d > spot) & (d < spot + max(REFLEX_RING * r, REFLEX_RING_MIN_PX))
+        ring = opening & (d > spot) & (d < spot + max(REFLEX_RING * r, REFLEX_RING_MIN_PX))
         ky, kx = divmod(k, grey.shape[1])
         if (np.count_nonzero(ring) < 3 or peak - float(np.percentile(grey[ring], 90)) < REFLEX_MIN_ISOLATION * rise
                 or not (0 < kx < grey.shape[1] - 1 and 0 < ky < grey.shape[0] - 1)):

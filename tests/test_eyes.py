@@ -256,3 +256,15 @@ def test_no_corneal_reflex_without_a_small_spot_on_the_iris(kind):
     img = draw_eye(TRUE, catch=None, glare=kind == "glare",
                    skin_spot=(TRUE[0], CY - 10.0 * (1 - ((TRUE[0] - CX) / HALF_WIDTH) ** 2) - 3.0) if kind == "skin" else None)
     assert np.isnan(corneal_reflexes(img, face_points(TRUE))).all()
+
+
+@pytest.mark.parametrize("half_height, seen", [(4.5, True), (1.5, False)])
+def test_corneal_reflex_in_a_narrow_eye_but_not_in_a_shut_one(half_height, seen):
+    """A narrow eye (mid-lid gap 9 px over a 24 px iris, under half its diameter) shows its reflex; a
+    nearly shut one (a 3 px slit) is not searched."""
+    img = draw_eye((CX, CY), half_height=half_height, catch=(1.0, -1.0))
+    found = corneal_reflexes(img, face_points((CX, CY), half_height=half_height))
+    if seen:
+        assert np.linalg.norm(found[0] - (CX + 1.0, CY - 1.0)) < 0.15
+    else:
+        assert np.isnan(found).all()
