@@ -358,8 +358,8 @@ def refine_lids(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     own edge alone. A lid with edges on one side of the iris only, or with just two, is shifted by
     their weighted mean without a tilt (an iris turned aside hides the sclera on that side, and on a
     mask MediaPipe often sets the upper lid on the drawn lash band, where few points reach the sclera's
-    edge); one edge alone is not followed (it is as often a crease or the iris of a half-closed eye). The corners are kept. An eye that is (nearly) closed or small keeps
-    MediaPipe's points.
+    edge); one edge alone is not followed (it is as often a crease or the iris of a half-closed eye).
+    The corners are kept. An eye that is (nearly) closed or small keeps MediaPipe's points.
 
     image : (H, W, 3) uint8 RGB; points : (478, 3) image pixels. Returns a new array.
     """
