@@ -162,13 +162,18 @@ def reflex_case(corner_shift_mm=(0.0, 0.0), light_shift_mm=(0.0, 0.0), reflex_sh
     return Track(points=points, present=track.present, reflexes=reflexes), gaze
 
 
+def gaze_error(fit, gaze, k, eye=0):
+    """Median |fitted - true| gaze of one eye, degrees; k: 0 yaw, 1 pitch."""
+    return np.median(np.abs(fit.gaze[:, eye, k] - gaze[:, eye, k]))
+
+
 def test_corneal_reflex_anchors_an_eye_whose_corners_are_read_aside():
     track, gaze = reflex_case(corner_shift_mm=(0.6, -0.6))
     without, _ = fit_track(Track(points=track.points, present=track.present), TEMPLATE)
     with_reflex, _ = fit_track(track, TEMPLATE)
-    err = lambda fit, k: np.median(np.abs(fit.gaze[:, 0, k] - gaze[:, 0, k]))
-    assert err(without, 0) > 2.0 and err(without, 1) > 2.0  # 0.6 mm of corner drift is about 3 degrees
-    assert err(with_reflex, 0) < 0.3 and err(with_reflex, 1) < 0.3
+    # 0.6 mm of corner drift is about 3 degrees
+    assert gaze_error(without, gaze, 0) > 2.0 and gaze_error(without, gaze, 1) > 2.0
+    assert gaze_error(with_reflex, gaze, 0) < 0.3 and gaze_error(with_reflex, gaze, 1) < 0.3
     # the other eye, whose corners are read right, agrees with its corner anchor (the mm scale moves a
     # little with the first eye's gaze)
     np.testing.assert_allclose(with_reflex.gaze[:, 1], without.gaze[:, 1], atol=0.01)
@@ -202,10 +207,9 @@ def test_the_reflex_keeps_the_eyeballs_in_place_where_the_head_pose_is_misread()
     track, gaze = reflex_case(mesh_drift_mm=0.6)
     without, _ = fit_track(Track(points=track.points, present=track.present), TEMPLATE)
     with_reflex, _ = fit_track(track, TEMPLATE)
-    err = lambda fit, e, k: np.median(np.abs(fit.gaze[:, e, k] - gaze[:, e, k]))
     for e in range(2):
-        assert err(without, e, 0) > 2.0 and err(without, e, 1) > 2.0
-        assert err(with_reflex, e, 0) < 0.3 and err(with_reflex, e, 1) < 0.3
+        assert gaze_error(without, gaze, 0, e) > 2.0 and gaze_error(without, gaze, 1, e) > 2.0
+        assert gaze_error(with_reflex, gaze, 0, e) < 0.3 and gaze_error(with_reflex, gaze, 1, e) < 0.3
 
 
 def test_another_lights_reflex_for_a_while_is_not_followed():
@@ -235,18 +239,17 @@ def test_under_a_low_lid_the_reflex_sets_the_height_unless_the_lid_covers_the_ir
     """With the upper lid 2.5 mm lower (MRD1 about 1.5 mm) the reflex still places the eye in height;
     4.5 mm lower (the lid under the iris centre in every frame, below REFLEX_MIN_MRD1_MM) it places
     the eye side to side only, and its height stays on the corners."""
-    err = lambda fit, gaze, k: np.median(np.abs(fit.gaze[:, 0, k] - gaze[:, 0, k]))
     track, gaze = reflex_case(corner_shift_mm=(0.6, -0.6), lid_drop_mm=2.5)
     with_reflex, _ = fit_track(track, TEMPLATE)
-    assert err(with_reflex, gaze, 0) < 0.3 and err(with_reflex, gaze, 1) < 0.3
+    assert gaze_error(with_reflex, gaze, 0) < 0.3 and gaze_error(with_reflex, gaze, 1) < 0.3
     np.testing.assert_allclose(with_reflex.eyeballs[:, 0], np.broadcast_to([-0.6, 0.6, 0.0], (90, 3)), atol=0.05)
 
     track, gaze = reflex_case(corner_shift_mm=(0.6, -0.6), lid_drop_mm=4.5)
     without, _ = fit_track(Track(points=track.points, present=track.present), TEMPLATE)
     with_reflex, _ = fit_track(track, TEMPLATE)
-    assert err(with_reflex, gaze, 0) < 0.3
-    assert err(with_reflex, gaze, 1) == pytest.approx(err(without, gaze, 1), abs=0.3)
-    assert err(with_reflex, gaze, 1) > 2.0
+    assert gaze_error(with_reflex, gaze, 0) < 0.3
+    assert gaze_error(with_reflex, gaze, 1) == pytest.approx(gaze_error(without, gaze, 1), abs=0.3)
+    assert gaze_error(with_reflex, gaze, 1) > 2.0
     np.testing.assert_allclose(with_reflex.eyeballs[:, 0], np.broadcast_to([-0.6, 0.0, 0.0], (90, 3)), atol=0.05)
 
 
