@@ -273,6 +273,13 @@ def test_cli_audit(masked, small_gallery, tmp_path, capsys):
     assert [m["method"] for m in doc["privacy"]["methods"]] == ["dmask", "identity"]
     assert doc["privacy"]["link_chance"] is None  # one video: nothing to link
     assert [v["made"] for v in doc["videos"]] == [False]  # the existing mask was used
+    # another clip's mask cannot be this one's (other size and length): refused, nothing written
+    _, other = masked("lp_d0_gaze.mp4")
+    wrong = tmp_path / "wrong"
+    assert main(["audit", str(src), str(other), "--out", str(wrong), "--methods", "dmask", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "is not a mask of" in err and "512x512, 78 frames" in err and "224x224, 48 frames" in err
+    assert not (wrong / "audit.json").exists()
     # --remask makes it again, over a copy (here: a stale file that is not a mask at all)
     stale = tmp_path / "stale.mp4"
     shutil.copy(src, stale)

@@ -92,15 +92,19 @@ class Fidelity:
 
 
 def compare(original: Measurement, masked: Measurement) -> Fidelity:
-    """Compare the measurements of an original and its mask, frame by frame."""
-    n = min(original.frames.n_frames, masked.frames.n_frames)
+    """Compare the measurements of an original and its mask, frame by frame (a mask keeps every
+    frame: ValueError when the two differ in length)."""
+    n = original.frames.n_frames
+    if masked.frames.n_frames != n:
+        raise ValueError(f"'{masked.source}' has {masked.frames.n_frames} frames and '{original.source}' {n}: "
+                         "not an original and its mask")
     results, pairs, series = [], {}, {}
     for name, unit in MEASURES:
         a, va = measure_values(original, name)
         b, vb = measure_values(masked, name)
-        a, b, both = a[:n], b[:n], va[:n] & vb[:n]
+        both = va & vb
         pairs[name] = (a[both], b[both])
-        series[name] = (original.frames.time_s[:n], np.where(va[:n], a, np.nan), np.where(vb[:n], b, np.nan))
+        series[name] = (original.frames.time_s, np.where(va, a, np.nan), np.where(vb, b, np.nan))
         results.append(agreement(name, unit, a[both], b[both]))
     blinks = stats.event_f1([(x.start, x.end) for x in original.blinks], [(x.start, x.end) for x in masked.blinks],
                             BLINK_TOLERANCE_FRAMES)

@@ -80,6 +80,20 @@ def _frame_count(path) -> int:
     return n if n else sum(1 for _ in iter_frames(path))
 
 
+def check_mask(src, masked, n_frames: int, shape: tuple[int, ...]) -> None:
+    """Raise ValueError when ``masked`` cannot be a dmask mask of ``src`` (``n_frames`` frames of
+    ``shape``): a mask keeps every frame and the frame size (an odd width or height padded by one)."""
+    from ..video import probe
+
+    info = probe(masked)
+    count = _frame_count(masked)
+    h, w = shape[:2]
+    if count != n_frames or (info.height, info.width) != (h + h % 2, w + w % 2):
+        raise ValueError(f"'{masked}' ({info.width}x{info.height}, {count} frames) is not a mask of '{src}' "
+                         f"({w}x{h}, {n_frames} frames): a mask keeps every frame and the frame size; "
+                         "pass the right pair (--remask makes a stale mask again, over its file)")
+
+
 def audit_videos(pairs: Sequence[tuple[Path, Path]], gallery=None, options: AuditOptions = AuditOptions(),
           progress: Progress = _quiet) -> AuditResult:
     """Audit (original, masked) video pairs; a masked video that does not exist yet (every one, with
@@ -87,7 +101,8 @@ def audit_videos(pairs: Sequence[tuple[Path, Path]], gallery=None, options: Audi
 
     Each video is one identity (its file name). ``gallery``: a folder of ``<identity>/<photo>`` of
     other people, added to the closed set. Raises privacy.AuditDependencyError without the
-    face recognizer, measure/pipeline errors when a video has no face.
+    face recognizer, measure/pipeline errors when a video has no face, ValueError when a masked
+    video cannot be its original's mask (``check_mask``).
     """
     unknown = set(options.methods) - set(METHODS)
     if unknown:
@@ -111,6 +126,7 @@ def audit_videos(pairs: Sequence[tuple[Path, Path]], gallery=None, options: Audi
             idx = np.sort(np.concatenate([probe_idx, ref_idx]))
             is_probe = np.isin(idx, probe_idx)
             images, n = _frames_at(src, idx)
+            check_mask(src, masked, n, images[0].shape)
             faces = [finder(im) for im in images]
             found = [embedder.detect(im) for im in images]
             orig = embed_frames(embedder, name, images, idx, is_probe, n, found, found)
