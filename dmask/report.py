@@ -26,6 +26,11 @@ from .measure import COLUMNS, EYES, SCHEMA, Measurement
 
 EYE_COLOURS = ("#1f77b4", "#d62728")  # right, left
 INVALID_GREY = "#d9d9d9"
+# The deviation's axis reaches as far as its values, but no further than the spread between these
+# percentiles beyond them (and at least twice the ortho band): near 90 deg between the eyes, 100 tan(theta)
+# runs to thousands of PD in a frame or two, which would flatten the rest of the trace; the frames beyond
+# the axis are counted on the plot.
+DEVIATION_AXIS_PERCENTILES = (1.0, 99.0)
 
 
 # --- CSV and JSON -------------------------------------------------------------------------------
@@ -236,9 +241,23 @@ def plot_deviation(m: Measurement):
     for k, ax in enumerate(axes):
         _shade(ax, t, ~both, INVALID_GREY)
         _shade(ax, t, fm.fixation & both, "#d8f0d8", 1.0, "steady fixation")
-        ax.plot(t, np.where(both, pd[:, k], np.nan), color="k", lw=1.2)
+        y = np.where(both, pd[:, k], np.nan)
+        ax.plot(t, y, color="k", lw=1.2)
         ax.axhspan(-thr, thr, color="#aaaaaa", alpha=0.25, lw=0, label=f"ortho (±{thr:g} PD)")
         ax.axhline(0, color="k", lw=0.5)
+        shown = y[np.isfinite(y)]
+        if shown.size:
+            p_lo, p_hi = np.percentile(shown, DEVIATION_AXIS_PERCENTILES)
+            reach = p_hi - p_lo
+            lo = min(max(shown.min(), p_lo - reach), -2 * thr)
+            hi = max(min(shown.max(), p_hi + reach), 2 * thr)
+            pad = 0.05 * (hi - lo)
+            ax.set_ylim(lo - pad, hi + pad)
+            off = (shown < lo) | (shown > hi)
+            if off.any():
+                ax.text(0.995, 0.05, f"{off.sum()} frame(s) off the axis, up to {shown[np.argmax(np.abs(shown))]:.0f} PD",
+                        transform=ax.transAxes, ha="right", va="bottom", fontsize=8,
+                        bbox=dict(facecolor="white", alpha=0.8, lw=0))
     axes[0].text(0.005, 0.95, "eso (convergent) ↑", transform=axes[0].transAxes, va="top", fontsize=8)
     axes[0].text(0.005, 0.05, "exo (divergent) ↓", transform=axes[0].transAxes, va="bottom", fontsize=8)
     axes[1].text(0.005, 0.95, "right hyper ↑", transform=axes[1].transAxes, va="top", fontsize=8)

@@ -21,6 +21,7 @@ the lids are read 0.2-0.4 mm off in some eyes, and a 2-degree nystagmus moves th
 pixel, which MediaPipe's mesh, and with it the head pose, partly follows.
 """
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -170,6 +171,23 @@ def test_exact_landmarks_give_every_event(exact):
             # fit_track's bilateral filter takes ~12 % off a 3 Hz pendular beat (see the report).
             assert s.amplitude_deg == pytest.approx(truth.nystagmus.amplitude_deg, rel=0.15)
     assert exact["jerk"][1].summary.nystagmus[0].fast_phase == "left"
+
+
+def test_deviation_plot_keeps_its_axis_for_the_trace_when_a_frame_nears_90_degrees(exact):
+    from dmask.report import plot_deviation
+
+    m = exact["eyes"][1]
+    deviation = m.frames.deviation.copy()
+    deviation[50, 0] = 89.9  # one frame with the eyes 90 deg apart: 100 tan(theta) = 57000 PD
+    spiked = dataclasses.replace(m, frames=dataclasses.replace(m.frames, deviation=deviation))
+    top = plot_deviation(spiked).axes[0]
+    assert np.nanmax(spiked.frames.deviation_pd[:, 0]) > 50000
+    assert top.get_ylim()[1] < 100  # the clip's 8 deg esotropia (14 PD) still fills the axis
+    assert any("1 frame(s) off the axis, up to 57296 PD" in t.get_text() for t in top.texts)
+    # without the spike every value is on the axis and nothing is counted off it
+    top = plot_deviation(m).axes[0]
+    plotted = m.frames.deviation_pd[m.frames.valid.all(axis=1), 0]
+    assert top.get_ylim()[1] >= np.nanmax(plotted) and not any("off the axis" in t.get_text() for t in top.texts)
 
 
 def test_iris_diameter_sets_the_scale_of_lengths_only(exact):
