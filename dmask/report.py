@@ -26,11 +26,10 @@ from .measure import COLUMNS, EYES, SCHEMA, Measurement
 
 EYE_COLOURS = ("#1f77b4", "#d62728")  # right, left
 INVALID_GREY = "#d9d9d9"
-# The deviation's axis reaches as far as its values, but no further than the spread between these
-# percentiles beyond them (and at least twice the ortho band): near 90 deg between the eyes, 100 tan(theta)
-# runs to thousands of PD in a frame or two, which would flatten the rest of the trace; the frames beyond
-# the axis are counted on the plot.
-DEVIATION_AXIS_PERCENTILES = (1.0, 99.0)
+# A value axis reaches as far as its values, but no further than the spread between these percentiles
+# beyond them (``robust_limits``): near 90 deg between the eyes, 100 tan(theta) runs to thousands of PD in
+# a frame or two, which would flatten the rest of a deviation trace; what lies beyond is counted on the plot.
+AXIS_PERCENTILES = (1.0, 99.0)
 
 
 # --- CSV and JSON -------------------------------------------------------------------------------
@@ -166,6 +165,28 @@ def _finish(ax, ylabel: str) -> None:
         ax.legend(loc="upper right", fontsize=8, ncol=4, framealpha=0.8)
 
 
+def robust_limits(set_limits, values: np.ndarray, include=()) -> np.ndarray:
+    """Set an axis (``set_limits``, e.g. ``ax.set_ylim``) over the finite ``values``: as far as they reach,
+    but no further than one spread between AXIS_PERCENTILES beyond those percentiles, and over the values
+    of ``include``; padded by 5 %. Returns the mask of the values left off the axis."""
+    values = np.asarray(values, float)
+    shown = values[np.isfinite(values)]
+    if not shown.size:
+        return np.zeros(values.shape, bool)
+    p_lo, p_hi = np.percentile(shown, AXIS_PERCENTILES)
+    lo, hi = max(shown.min(), 2 * p_lo - p_hi), min(shown.max(), 2 * p_hi - p_lo)
+    lo, hi = min([lo, *include]), max([hi, *include])
+    pad = 0.05 * (hi - lo) if hi > lo else 1.0
+    set_limits(lo - pad, hi + pad)
+    with np.errstate(invalid="ignore"):
+        return (values < lo) | (values > hi)
+
+
+def _corner_note(ax, text: str) -> None:
+    ax.text(0.995, 0.05, text, transform=ax.transAxes, ha="right", va="bottom", fontsize=8,
+            bbox=dict(facecolor="white", alpha=0.8, lw=0))
+
+
 def _per_eye(ax, t, values, valid, name: str) -> None:
     for e in range(2):
         y = np.where(valid[:, e], values[:, e], np.nan)
@@ -245,19 +266,9 @@ def plot_deviation(m: Measurement):
         ax.plot(t, y, color="k", lw=1.2)
         ax.axhspan(-thr, thr, color="#aaaaaa", alpha=0.25, lw=0, label=f"ortho (±{thr:g} PD)")
         ax.axhline(0, color="k", lw=0.5)
-        shown = y[np.isfinite(y)]
-        if shown.size:
-            p_lo, p_hi = np.percentile(shown, DEVIATION_AXIS_PERCENTILES)
-            reach = p_hi - p_lo
-            lo = min(max(shown.min(), p_lo - reach), -2 * thr)
-            hi = max(min(shown.max(), p_hi + reach), 2 * thr)
-            pad = 0.05 * (hi - lo)
-            ax.set_ylim(lo - pad, hi + pad)
-            off = (shown < lo) | (shown > hi)
-            if off.any():
-                ax.text(0.995, 0.05, f"{off.sum()} frame(s) off the axis, up to {shown[np.argmax(np.abs(shown))]:.0f} PD",
-                        transform=ax.transAxes, ha="right", va="bottom", fontsize=8,
-                        bbox=dict(facecolor="white", alpha=0.8, lw=0))
+        off = robust_limits(ax.set_ylim, y, (-2 * thr, 2 * thr))
+        if off.any():
+            _corner_note(ax, f"{off.sum()} frame(s) off the axis, up to {y[off][np.argmax(np.abs(y[off]))]:.0f} PD")
     axes[0].text(0.005, 0.95, "eso (convergent) ↑", transform=axes[0].transAxes, va="top", fontsize=8)
     axes[0].text(0.005, 0.05, "exo (divergent) ↓", transform=axes[0].transAxes, va="bottom", fontsize=8)
     axes[1].text(0.005, 0.95, "right hyper ↑", transform=axes[1].transAxes, va="top", fontsize=8)

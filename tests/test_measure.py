@@ -173,6 +173,18 @@ def test_exact_landmarks_give_every_event(exact):
     assert exact["jerk"][1].summary.nystagmus[0].fast_phase == "left"
 
 
+def test_robust_limits_by_hand():
+    from dmask.report import robust_limits
+
+    got = []
+    values = np.r_[np.zeros(50), np.full(50, 10.0), 1000.0, np.nan]  # 1st / 99th percentiles: 0 and 10
+    off = robust_limits(lambda lo, hi: got.append((lo, hi)), values)
+    assert got == [(-1.0, 21.0)]  # 0 .. 10 + (10 - 0), padded by 5 %
+    assert off.tolist() == [False] * 100 + [True, False]
+    off = robust_limits(lambda lo, hi: got.append((lo, hi)), values[:100], include=(-5.0,))
+    assert got[-1] == (-5.75, 10.75) and not off.any()  # the data's own range, widened to -5
+
+
 def test_deviation_plot_keeps_its_axis_for_the_trace_when_a_frame_nears_90_degrees(exact):
     from dmask.report import plot_deviation
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..report import _plain, _png, _table
+from ..report import _corner_note, _plain, _png, _table, robust_limits
 from .baselines import DMASK
 from .run import AuditResult
 
@@ -111,6 +111,10 @@ def plot_bland_altman(result: AuditResult):
                 ax.axhline(v, color="k", lw=1, ls="--")
             for v in (-a.tolerance, a.tolerance):
                 ax.axhline(v, color="#2ca02c", lw=1, ls=":")
+            off = robust_limits(ax.set_xlim, (x + y) / 2) | robust_limits(
+                ax.set_ylim, y - x, (ba.lower, ba.upper, -a.tolerance, a.tolerance))
+            if off.any():
+                _corner_note(ax, f"{off.sum()} frame(s) off the axes")
         ax.set_title(f"{a.name}: bias {number(ba.bias)}, LoA {number(ba.lower)} to {number(ba.upper)} {a.unit}, "
                      f"ICC {number(a.icc)}", fontsize=9)
         ax.set_xlabel(f"mean of original and mask ({a.unit})", fontsize=8)
