@@ -177,12 +177,12 @@ def iris_circle(image: np.ndarray, points: np.ndarray, eye: int) -> tuple[np.nda
     it (outside minus inside), summed over its left and right arcs, is largest less the vertical prior
     ``IRIS_Y_PRIOR``; only edge samples inside the lid opening (pulled in by ``IRIS_LID_MARGIN``) count,
     as the upper and lower limbus are mostly under the lids. Searched coarse to fine within
-    ``IRIS_SEARCH`` of MediaPipe's centre. None (keep MediaPipe's points) when: the iris radius is below
-    ``IRIS_MIN_RADIUS_PX``; the mid-lid gap is below ``IRIS_MIN_OPENING`` iris diameters; glare covers
-    more than ``IRIS_MAX_GLARE`` of the iris disc; no circle shows ``IRIS_MIN_ARC`` of its samples;
-    the fitted circle shows less than ``IRIS_MIN_SIDE_ARC`` of either side or a mean step below
-    ``IRIS_MIN_CONTRAST`` there (a flat patch, an eye turned into its corner); or it lies more than
-    ``IRIS_MAX_SHIFT`` radii from MediaPipe's centre.
+    ``IRIS_SEARCH`` of MediaPipe's centre, from ``IRIS_STARTS`` places of the coarse grid. None (keep
+    MediaPipe's points) when: the iris radius is below ``IRIS_MIN_RADIUS_PX``; the mid-lid gap is below
+    ``IRIS_MIN_OPENING`` iris diameters; glare covers more than ``IRIS_MAX_GLARE`` of the iris disc; no
+    circle shows ``IRIS_MIN_ARC`` of its samples; the fitted circle shows less than ``IRIS_MIN_SIDE_ARC``
+    of either side or a mean step below ``IRIS_MIN_CONTRAST`` there (a flat patch, an eye turned into its
+    corner); or it lies more than ``IRIS_MAX_SHIFT`` radii from MediaPipe's centre.
     """
     p = np.asarray(points, dtype=np.float64)[:, :2]
     c0 = p[topology.IRIS_CENTRE[eye]]
