@@ -235,17 +235,16 @@ def iris_circle(image: np.ndarray, points: np.ndarray, eye: int) -> tuple[np.nda
     # wins: from the single best cell, a smaller circle inside the limbus could win (a jerk
     # nystagmus's fast phase at 4 px/mm: 4.6 px off, refused, and MediaPipe's lagging iris kept).
     rmin, rmax = IRIS_RADIUS_RANGE[0] * r0, IRIS_RADIUS_RANGE[1] * r0
-    r_step0 = (rmax - rmin) / (IRIS_N_RADII - 1)
 
-    def rated(grid, off, rad, grid_step, r_step, scale):
-        offsets = off + grid[:, :2] * grid_step
-        radii = np.clip(rad + grid[:, 2] * r_step, rmin, rmax)
-        return offsets, radii, score(offsets, radii) - IRIS_Y_PRIOR * scale * (offsets[:, 1] / r0) ** 2
+    def grid_around(grid, off, rad, grid_step, r_step):
+        return off + grid[:, :2] * grid_step, np.clip(rad + grid[:, 2] * r_step, rmin, rmax)
 
-    grid_step0 = IRIS_SEARCH * r0 / _COARSE_HALF
-    s = score(_GRID_COARSE[:, :2] * grid_step0, np.clip(r0 + _GRID_COARSE[:, 2] * r_step0, rmin, rmax))
+    grid_step0, r_step0 = IRIS_SEARCH * r0 / _COARSE_HALF, (rmax - rmin) / (IRIS_N_RADII - 1)
+    offsets, radii = grid_around(_GRID_COARSE, np.zeros(2), r0, grid_step0, r_step0)
+    s = score(offsets, radii)
     scale = max(float(np.max(s)), 0.0)
-    offsets, radii, s = rated(_GRID_COARSE, np.zeros(2), r0, grid_step0, r_step0, scale)
+    prior = IRIS_Y_PRIOR * scale / r0 ** 2  # times dy^2
+    s = s - prior * offsets[:, 1] ** 2
     starts = []
     for i in np.argsort(-s):
         if not np.isfinite(s[i]) or len(starts) == IRIS_STARTS:
@@ -255,16 +254,16 @@ def iris_circle(image: np.ndarray, points: np.ndarray, eye: int) -> tuple[np.nda
     if not starts:
         return None
     best = None
-    for i in starts:
-        off, rad, grid, grid_step, r_step, si = offsets[i], float(radii[i]), _GRID_COARSE, grid_step0, r_step0, s
-        k = i
+    for k in starts:
+        off, rad, grid, grid_step, r_step, sk = offsets[k], float(radii[k]), _GRID_COARSE, grid_step0, r_step0, s
         while grid_step > IRIS_FINAL_STEP_PX:
             grid, grid_step, r_step = _GRID_FINE, grid_step / 2, r_step / 2
-            o, r, si = rated(grid, off, rad, grid_step, r_step, scale)
-            k = int(np.argmax(si))
+            o, r = grid_around(grid, off, rad, grid_step, r_step)
+            sk = score(o, r) - prior * o[:, 1] ** 2
+            k = int(np.argmax(sk))
             off, rad = o[k], float(r[k])
-        if best is None or si[k] > best[0]:
-            best = (si[k], off, rad, grid, grid_step, si, k)
+        if best is None or sk[k] > best[0]:
+            best = (sk[k], off, rad, grid, grid_step, sk, k)
     if not np.isfinite(best[0]):
         return None
     _, off, rad, grid, grid_step, s, i = best
