@@ -82,13 +82,14 @@ def _frame_count(path) -> int:
 
 def check_mask(src, masked, n_frames: int, shape: tuple[int, ...]) -> None:
     """Raise ValueError when ``masked`` cannot be a dmask mask of ``src`` (``n_frames`` frames of
-    ``shape``): a mask keeps every frame and the frame size (an odd width or height padded by one)."""
+    ``shape``): a mask keeps every frame and the frame size (a video's odd width or height padded by one,
+    as H.264 needs)."""
     from ..video import probe
 
     info = probe(masked)
     count = _frame_count(masked)
     h, w = shape[:2]
-    if count != n_frames or (info.height, info.width) != (h + h % 2, w + w % 2):
+    if count != n_frames or (info.height, info.width) not in {(h, w), (h + h % 2, w + w % 2)}:
         raise ValueError(f"'{masked}' ({info.width}x{info.height}, {count} frames) is not a mask of '{src}' "
                          f"({w}x{h}, {n_frames} frames): a mask keeps every frame and the frame size; "
                          "pass the right pair (--remask makes a stale mask again, over its file)")
