@@ -254,8 +254,9 @@ def iris_circle(image: np.ndarray, points: np.ndarray, eye: int) -> tuple[np.nda
     if not starts:
         return None
     best = None
-    for k in starts:
-        off, rad, grid, grid_step, r_step, sk = offsets[k], float(radii[k]), _GRID_COARSE, grid_step0, r_step0, s
+    for start in starts:
+        k, grid, grid_step, r_step, sk = start, _GRID_COARSE, grid_step0, r_step0, s
+        off, rad = offsets[k], float(radii[k])
         while grid_step > IRIS_FINAL_STEP_PX:
             grid, grid_step, r_step = _GRID_FINE, grid_step / 2, r_step / 2
             o, r = grid_around(grid, off, rad, grid_step, r_step)

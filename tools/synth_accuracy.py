@@ -3,7 +3,7 @@
     python tools/synth_accuracy.py [--out DIR]     # under a minute
 
 Renders every clip of ``synth.ACCURACY_SPECS`` (the clips of the issue's bars; tests/test_measure.py
-asserts the bars met there) and of ``synth.VALIDATION_SPECS`` (held out: nothing was tuned on them), measures
+asserts the bars met there) and of ``synth.VALIDATION_SPECS`` (held out: no constant was set on them), measures
 each with ``measure_video`` and prints ``synth.accuracy`` per clip and eye (right / left): the median
 |error| of gaze yaw and pitch (deg), MRD1 and fissure height (mm), the deviation error (PD, horizontal /
 vertical), the nystagmus frequency error (Hz) and relative amplitude error, blinks found / invented /

@@ -87,7 +87,7 @@ def check_mask(src, masked, n_frames: int, shape: tuple[int, ...]) -> None:
     from ..video import probe
 
     info = probe(masked)
-    count = _frame_count(masked)
+    count = info.frame_count or _frame_count(masked)
     h, w = shape[:2]
     if count != n_frames or (info.height, info.width) not in {(h, w), (h + h % 2, w + w % 2)}:
         raise ValueError(f"'{masked}' ({info.width}x{info.height}, {count} frames) is not a mask of '{src}' "
