@@ -58,16 +58,21 @@ IRIS_EDGE_OUTLIER = 3.0  # points farther than this many robust sigmas (>= 0.3 p
 
 
 def refine_eyes(image: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """The iris searched (``refine_iris``), the lids refined around it (``refine_lids``), then each
-    searched iris re-fitted to limbus edge points inside the refined lid opening (``limbus_fit``:
-    MediaPipe's lids miss much of a drooping lid, whose skin would pass for limbus).
+    """The iris searched (``refine_iris``), the lids refined around it, then each searched iris
+    re-fitted to limbus edge points inside the refined lid opening (``limbus_fit``: MediaPipe's lids
+    miss much of a drooping lid, whose skin would pass for limbus).
+
+    The lids returned follow their edges near and over the iris (``lid_course``); the opening the
+    limbus is read in has each lid moved by one straight line (``lid_shifts``), which over the iris
+    errs toward the pupil rather than into the lash line, whose edge would pass for limbus.
 
     image : (H, W, 3) uint8 RGB; points : (478, 3) image pixels. Returns a new (478, 3) float32 array.
     """
     searched = [iris_circle(image, points, eye) for eye in range(2)]
-    out = refine_lids(image, _moved_irises(points, searched))
-    return _moved_irises(out, [limbus_fit(image, out, eye) if s is not None else None
-                               for eye, s in enumerate(searched)])
+    moved = _moved_irises(points, searched)
+    opening = refine_lids(image, moved, course=False)
+    return _moved_irises(refine_lids(image, moved), [limbus_fit(image, opening, eye) if s is not None else None
+                                                     for eye, s in enumerate(searched)])
 
 
 def refine_iris(image: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -364,23 +369,31 @@ LID_MIN_CONTRAST = 10.0  # grey step (0-255) below which a point keeps MediaPipe
 LID_MIN_OPENING = 0.3  # mid-lid gap below this many iris diameters: eye (nearly) closed, not refined
 LID_MIN_POINTS = 3  # a lid needs this many edge points, on both sides of the iris, for a tilt; with
 LID_MIN_SHIFT_POINTS = 2  # fewer but at least this many it is shifted by their mean; with fewer, kept
+# The lid's course (``lid_course``): besides MediaPipe's points it is read in columns near the iris and
+# over it, and each point follows a line fitted to the readings around it.
+LID_NEAR_IRIS = (1.05, 1.7)  # columns beside the iris this far from its centre, ...
+LID_NEAR_STEP = 0.15  # ... this far apart
+LID_OVER_IRIS = 0.7  # columns over the iris out to this, ...
+LID_OVER_STEP = 0.2  # ... this far apart; read only where the sclera shows between iris and lid:
+LID_OVER_MIN_CONTRAST = 20.0  # a step this strong (a lid over the iris meets an edge as dark as itself)
+LID_COURSE_SEARCH = 0.3  # searched this far either side of MediaPipe's lid
+LID_BANDWIDTH = 0.6  # the Gaussian weight of the readings around each point (sigma)
 
 
-def refine_lids(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+def refine_lids(image: np.ndarray, points: np.ndarray, course: bool = True) -> np.ndarray:
     """Move each eye's lid-margin points (``topology.LID_POINTS``) along the lid's normal to the edge of
-    the eye opening.
+    the eye opening: to the lid's course read near and over the iris (``lid_course``), or with
+    ``course=False`` by one straight line per lid through the edges beside it (``lid_shifts``).
 
     The margin is where the opening meets the lid: seen from inside the opening outward, the grey level
-    falls from the bright sclera into lashes, lid shadow or skin. Each point takes the strongest such
-    step within ``LID_SEARCH`` of MediaPipe's place. Over the iris the lid meets an edge as dark as itself
-    and the iris's own rings give stronger ones, so only the points over the sclera are read; per lid
-    a straight line along the eye (a common shift and a tilt, weighted by step strength) through
-    their shifts then moves every point, the ones over the iris included, and no point moves on its
-    own edge alone. A lid with edges on one side of the iris only, or with just two, is shifted by
-    their weighted mean without a tilt (an iris turned aside hides the sclera on that side, and on a
-    mask MediaPipe often sets the upper lid on the drawn lash band, where few points reach the sclera's
-    edge); one edge alone is not followed (it is as often a crease or the iris of a half-closed eye).
-    The corners are kept. An eye that is (nearly) closed or small keeps MediaPipe's points.
+    falls from the bright sclera into lashes, lid shadow or skin; a point reads the strongest such step
+    within ``LID_SEARCH`` of MediaPipe's place. Over the iris the lid meets an edge as dark as itself and
+    the iris's own rings give stronger ones, so a lid is read over the sclera and, where MediaPipe's
+    points would miss it, interpolated over the iris; no point moves on its own edge alone (one edge is
+    as often a crease or the iris of a half-closed eye). An iris turned aside hides the sclera on one
+    side, and on a mask MediaPipe often sets the upper lid on the drawn lash band, where few points
+    reach the sclera's edge: a lid read on one side only, or at too few places, is shifted by their
+    weighted mean. The corners are kept. An eye that is (nearly) closed or small keeps MediaPipe's points.
 
     image : (H, W, 3) uint8 RGB; points : (478, 3) image pixels. Returns a new array.
     """
@@ -396,40 +409,59 @@ def refine_lids(image: np.ndarray, points: np.ndarray) -> np.ndarray:
         if crop is None:
             continue
         grey, x0, y0 = crop
-        shifts = lid_shifts(grey, p - (x0, y0), eye, r)
+        shifts = (lid_course if course else lid_shifts)(grey, p - (x0, y0), eye, r)
         out[list(topology.LID_POINTS[eye]), :2] += shifts.astype(np.float32)
     return out
 
 
-def lid_shifts(grey: np.ndarray, p: np.ndarray, eye: int, r: float) -> np.ndarray:
-    """(14, 2) image shifts of one eye's lid points (7 upper, 7 lower; zero for a lid that is not
-    read). grey : (H, W) float32 blurred image; p : (478, 2) pixels in it; r : iris radius px."""
+def _lid_frame(p: np.ndarray, eye: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One eye's (outer corner, inner corner, unit axis from outer to inner corner, unit normal from the
+    lower lid toward the upper). p : (478, 2)."""
     outer, inner = p[topology.OUTER_CORNER[eye]], p[topology.INNER_CORNER[eye]]
     axis = (inner - outer) / max(np.linalg.norm(inner - outer), 1e-9)
     normal = np.array([axis[1], -axis[0]])
     lid = p[list(topology.LID_POINTS[eye])]
     n_up = topology.N_UPPER
     if (lid[:n_up] - lid[n_up:]).mean(axis=0) @ normal < 0:
-        normal = -normal  # pointing from the lower lid to the upper
-    iris_c = p[topology.IRIS_CENTRE[eye]]
-    along_iris = (lid - iris_c) @ axis  # (14,) position along the eye relative to the iris centre
+        normal = -normal
+    return outer, inner, axis, normal
+
+
+def _edges(grey: np.ndarray, at: np.ndarray, outward: np.ndarray, t: np.ndarray, h: float):
+    """The strongest darkening step outward along each of k lines: at (k, 2) px, outward (k, 2) unit,
+    searched over offsets t (T,) px, each step taken across +-h px. Returns the offsets (k,) placed by a
+    parabola and the grey steps there (k,; -inf where the strongest lies at the end of the search)."""
+    tt = np.concatenate([t - h, t + h])  # inner then outer sample of each step
+    xy = at[:, None, :] + tt[None, :, None] * outward[:, None, :]  # (k, 2T, 2)
+    v = cv2.remap(grey, xy[..., 0].astype(np.float32) - 0.5, xy[..., 1].astype(np.float32) - 0.5,
+                  cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    step = v[:, : len(t)] - v[:, len(t):]  # > 0 where it darkens outward
+    best = np.argmax(step, axis=1)
+    rows = np.arange(len(at))
+    strength = step[rows, best]
+    inner = (best > 0) & (best < len(t) - 1)
+    offset = t[best].astype(np.float64)
+    b = np.clip(best, 1, len(t) - 2)
+    offset += np.where(inner, _parabola_peak(step[rows, b - 1], step[rows, b], step[rows, b + 1]), 0.0) * LID_SAMPLE_PX
+    return offset, np.where(inner, strength, -np.inf)
+
+
+def lid_shifts(grey: np.ndarray, p: np.ndarray, eye: int, r: float) -> np.ndarray:
+    """(14, 2) image shifts of one eye's lid points (7 upper, 7 lower; zero for a lid that is not
+    read), each lid moved by one straight line through its points' edges beside the iris.
+    grey : (H, W) float32 blurred image; p : (478, 2) pixels in it; r : iris radius px."""
+    outer, inner, axis, normal = _lid_frame(p, eye)
+    lid = p[list(topology.LID_POINTS[eye])]
+    n_up = topology.N_UPPER
+    along_iris = (lid - p[topology.IRIS_CENTRE[eye]]) @ axis  # (14,) position along the eye from the iris centre
     over_iris = np.abs(along_iris) < 0.8 * r
 
     h = max(LID_EDGE_STEP * r, IRIS_EDGE_STEP_MIN_PX)
     t = np.arange(-LID_SEARCH * r, LID_SEARCH * r + 1e-9, LID_SAMPLE_PX)  # (T,)
     # Outward from the opening: +normal for the upper lid, -normal for the lower.
     outward = np.where(np.arange(len(lid)) < n_up, 1.0, -1.0)[:, None] * normal  # (14, 2)
-    tt = np.concatenate([t - h, t + h])  # inner then outer sample of each step
-    xy = lid[:, None, :] + tt[None, :, None] * outward[:, None, :]  # (14, 2T, 2)
-    v = cv2.remap(grey, xy[..., 0].astype(np.float32) - 0.5, xy[..., 1].astype(np.float32) - 0.5,
-                  cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    step = v[:, : len(t)] - v[:, len(t):]  # inner minus outer: > 0 where it darkens outward
-    best = np.argmax(step, axis=1)
-    strength = step[np.arange(len(lid)), best]
-    found = (strength >= LID_MIN_CONTRAST) & (best > 0) & (best < len(t) - 1) & ~over_iris
-    offset = t[best].astype(np.float64)
-    for k in np.flatnonzero(found):  # parabola through the peak and its neighbours
-        offset[k] += _parabola_peak(*step[k, best[k] - 1 : best[k] + 2]) * LID_SAMPLE_PX
+    offset, strength = _edges(grey, lid, outward, t, h)
+    found = (strength >= LID_MIN_CONTRAST) & ~over_iris
 
     # Per lid, a straight line along the eye through the found offsets (weighted by step strength):
     # a common shift and a tilt, read over the sclera on both sides of the iris.
@@ -445,6 +477,64 @@ def lid_shifts(grey: np.ndarray, p: np.ndarray, eye: int, r: float) -> np.ndarra
         basis = np.stack([np.ones(len(k)), u[k]], axis=1)
         coef, *_ = np.linalg.lstsq(basis * w[:, None], offset[k] * w, rcond=None)
         shifts[rows] = (coef[0] + coef[1] * u[rows])[:, None] * outward[rows]
+    return shifts
+
+
+_NEAR_COLUMNS = np.arange(LID_NEAR_IRIS[0], LID_NEAR_IRIS[1] + 1e-9, LID_NEAR_STEP)
+_OVER_COLUMNS = np.arange(-LID_OVER_IRIS, LID_OVER_IRIS + 1e-9, LID_OVER_STEP)
+
+
+def lid_course(grey: np.ndarray, p: np.ndarray, eye: int, r: float) -> np.ndarray:
+    """(14, 2) image shifts of one eye's lid points that put each lid on its course: read in columns
+    across the eye and moved, point by point, by a line fitted to the readings around it.
+
+    MediaPipe's lid is not only shifted and tilted: over the iris it bends from the drawn one by up to
+    a pixel or two (at 2 px a mm), more than a straight line through edges beside the iris can follow. So
+    besides MediaPipe's own points beside the iris, columns are read close to the iris
+    (``LID_NEAR_IRIS``, every ``LID_NEAR_STEP``) and over it (within ``LID_OVER_IRIS``, where the sclera
+    shows between iris and lid: a darkening step of ``LID_OVER_MIN_CONTRAST``); each column takes the
+    strongest darkening step outward within ``LID_COURSE_SEARCH`` of MediaPipe's lid. Each point then
+    moves by a line through the readings weighted by step strength and a Gaussian of their distance
+    along the eye (``LID_BANDWIDTH``), so over a covered iris the lid follows the readings nearest on
+    either side. A lid read on one side of the iris only, or in fewer than ``LID_MIN_POINTS`` columns
+    (a narrow or turned eye, where the many columns would more often catch a stray edge than its seven
+    points), is moved as ``lid_shifts`` moves it.
+    grey : (H, W) float32 blurred image; p : (478, 2) pixels in it; r : iris radius px.
+    """
+    outer, inner, axis, normal = _lid_frame(p, eye)
+    lid = p[list(topology.LID_POINTS[eye])]
+    n_up = topology.N_UPPER
+    c = p[topology.IRIS_CENTRE[eye]]
+    h = max(LID_EDGE_STEP * r, IRIS_EDGE_STEP_MIN_PX)
+    t = np.arange(-LID_COURSE_SEARCH * r, LID_COURSE_SEARCH * r + 1e-9, LID_SAMPLE_PX)
+    shifts = np.zeros((len(lid), 2))
+    for rows, sign in ((np.arange(n_up), 1.0), (np.arange(n_up, len(lid)), -1.0)):
+        # MediaPipe's lid, corner to corner, as heights along the normal over positions along the eye.
+        ring = np.vstack([outer, lid[rows], inner])
+        along, height = (ring - c) @ axis, (ring - c) @ normal
+        order = np.argsort(along)
+        along, height = along[order], height[order]
+        points_along = (lid[rows] - c) @ axis
+        columns = np.concatenate([points_along[np.abs(points_along) >= LID_NEAR_IRIS[0] * r] / r,
+                                  -_NEAR_COLUMNS, _NEAR_COLUMNS, _OVER_COLUMNS])
+        over = np.zeros(len(columns), bool)
+        over[-len(_OVER_COLUMNS):] = True
+        keep = (columns * r > along[0] + 1) & (columns * r < along[-1] - 1)  # between the corners
+        columns, over = columns[keep], over[keep]
+        at = c + columns[:, None] * r * axis + np.interp(columns * r, along, height)[:, None] * normal
+        offset, strength = _edges(grey, at, np.broadcast_to(sign * normal, at.shape), t, h)
+        # Over the iris, only an edge outside the iris circle (sclera between): the iris's rings are not lids.
+        beyond = np.linalg.norm(at + offset[:, None] * sign * normal - c, axis=1) >= r
+        found = np.where(over, (strength >= LID_OVER_MIN_CONTRAST) & beyond, strength >= LID_MIN_CONTRAST)
+        x, y, w = columns[found], offset[found], np.sqrt(strength[found])
+        if len(x) < LID_MIN_POINTS or not ((x < 0).any() and (x > 0).any()):
+            shifts[rows] = lid_shifts(grey, p, eye, r)[rows]
+            continue
+        for row, at_point in zip(rows, points_along / r):
+            wk = w * np.exp(-0.5 * ((x - at_point) / LID_BANDWIDTH) ** 2)
+            basis = np.stack([np.ones(len(x)), x - at_point], axis=1) * np.sqrt(wk)[:, None]
+            coef, *_ = np.linalg.lstsq(basis, y * np.sqrt(wk), rcond=None)
+            shifts[row] = coef[0] * sign * normal
     return shifts
 
 

@@ -46,8 +46,9 @@ FACING_CAMERA_SHARE = 0.2
 # in at least this share of the frames with that eye open (and at least REFLEX_MIN_FRAMES), and its
 # anchor lies within REFLEX_MAX_SHIFT_MM of the corners' (farther: the light is not at the camera);
 # side to side and up and down each on its own. The height only from frames whose upper lid stands
-# at least REFLEX_MIN_MRD1_MM above the iris centre: a lid at the iris centre runs over the reflex and
-# leaves less than half the limbus to read the iris by. (At 3 mm, the earlier limit, a drooping eye's
+# at least REFLEX_MIN_MRD1_MM above the iris centre, the drawn reflex's radius: a lid lower runs over the
+# reflex and leaves less than half the limbus to read the iris by. (0.8 mm while the lids were read
+# about 0.3 mm high over the iris; at 3 mm, the earlier limit, a drooping eye's
 # height stayed on its corners, which MediaPipe reads moved with the low lid: pitch 2.1 and 2.6 deg off
 # on the synthetic clips with ptosis, 0.7 and 1.9 with the reflex.) Frame by frame the anchor follows the
 # running median over REFLEX_WINDOW frames (long enough to hold still through a nystagmus beat) of the
@@ -55,7 +56,7 @@ FACING_CAMERA_SHARE = 0.2
 REFLEX_MIN_SHARE = 0.2
 REFLEX_MIN_FRAMES = 10
 REFLEX_MAX_SHIFT_MM = 2.0
-REFLEX_MIN_MRD1_MM = 0.8
+REFLEX_MIN_MRD1_MM = 0.5
 REFLEX_WINDOW = 31  # frames (about a second at 30 fps)
 REFLEX_FRAME_SPREAD_MM = 1.5
 
