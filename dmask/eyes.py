@@ -519,7 +519,9 @@ def lid_course(grey: np.ndarray, p: np.ndarray, eye: int, r: float) -> np.ndarra
                                   -_NEAR_COLUMNS, _NEAR_COLUMNS, _OVER_COLUMNS])
         over = np.zeros(len(columns), bool)
         over[-len(_OVER_COLUMNS):] = True
-        keep = (columns * r > along[0] + 1) & (columns * r < along[-1] - 1)  # between the corners
+        # Between the outermost points: the stretches to the corners are steep, and the offset from
+        # MediaPipe's lid there tapers to the kept corner, which no line through the rest follows.
+        keep = (columns * r >= points_along.min() - 1e-6) & (columns * r <= points_along.max() + 1e-6)
         columns, over = columns[keep], over[keep]
         at = c + columns[:, None] * r * axis + np.interp(columns * r, along, height)[:, None] * normal
         offset, strength = _edges(grey, at, np.broadcast_to(sign * normal, at.shape), t, h)
