@@ -69,10 +69,9 @@ def refine_eyes(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     image : (H, W, 3) uint8 RGB; points : (478, 3) image pixels. Returns a new (478, 3) float32 array.
     """
     searched = [iris_circle(image, points, eye) for eye in range(2)]
-    moved = _moved_irises(points, searched)
-    opening = refine_lids(image, moved, course=False)
-    return _moved_irises(refine_lids(image, moved), [limbus_fit(image, opening, eye) if s is not None else None
-                                                     for eye, s in enumerate(searched)])
+    out, opening = _refined_lids(image, _moved_irises(points, searched))
+    return _moved_irises(out, [limbus_fit(image, opening, eye) if s is not None else None
+                               for eye, s in enumerate(searched)])
 
 
 def refine_iris(image: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -397,7 +396,14 @@ def refine_lids(image: np.ndarray, points: np.ndarray, course: bool = True) -> n
 
     image : (H, W, 3) uint8 RGB; points : (478, 3) image pixels. Returns a new array.
     """
-    out = np.array(points, dtype=np.float32, copy=True)
+    return _refined_lids(image, points)[0 if course else 1]
+
+
+def _refined_lids(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Copies of points with the lids moved to their course (``lid_course``) and by one line each
+    (``lid_shifts``), read from one crop per eye."""
+    course = np.array(points, dtype=np.float32, copy=True)
+    line = course.copy()
     p = np.asarray(points, dtype=np.float64)[:, :2]
     for eye in range(2):
         r, gap = _eye_size(p, eye)
@@ -409,9 +415,11 @@ def refine_lids(image: np.ndarray, points: np.ndarray, course: bool = True) -> n
         if crop is None:
             continue
         grey, x0, y0 = crop
-        shifts = (lid_course if course else lid_shifts)(grey, p - (x0, y0), eye, r)
-        out[list(topology.LID_POINTS[eye]), :2] += shifts.astype(np.float32)
-    return out
+        q = p - (x0, y0)
+        shifts = lid_shifts(grey, q, eye, r)
+        line[list(topology.LID_POINTS[eye]), :2] += shifts.astype(np.float32)
+        course[list(topology.LID_POINTS[eye]), :2] += lid_course(grey, q, eye, r, shifts).astype(np.float32)
+    return course, line
 
 
 def _lid_frame(p: np.ndarray, eye: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -439,11 +447,11 @@ def _edges(grey: np.ndarray, at: np.ndarray, outward: np.ndarray, t: np.ndarray,
     best = np.argmax(step, axis=1)
     rows = np.arange(len(at))
     strength = step[rows, best]
-    inner = (best > 0) & (best < len(t) - 1)
+    interior = (best > 0) & (best < len(t) - 1)
     offset = t[best].astype(np.float64)
     b = np.clip(best, 1, len(t) - 2)
-    offset += np.where(inner, _parabola_peak(step[rows, b - 1], step[rows, b], step[rows, b + 1]), 0.0) * LID_SAMPLE_PX
-    return offset, np.where(inner, strength, -np.inf)
+    offset += np.where(interior, _parabola_peak(step[rows, b - 1], step[rows, b], step[rows, b + 1]), 0.0) * LID_SAMPLE_PX
+    return offset, np.where(interior, strength, -np.inf)
 
 
 def lid_shifts(grey: np.ndarray, p: np.ndarray, eye: int, r: float) -> np.ndarray:
@@ -484,7 +492,7 @@ _NEAR_COLUMNS = np.arange(LID_NEAR_IRIS[0], LID_NEAR_IRIS[1] + 1e-9, LID_NEAR_ST
 _OVER_COLUMNS = np.arange(-LID_OVER_IRIS, LID_OVER_IRIS + 1e-9, LID_OVER_STEP)
 
 
-def lid_course(grey: np.ndarray, p: np.ndarray, eye: int, r: float) -> np.ndarray:
+def lid_course(grey: np.ndarray, p: np.ndarray, eye: int, r: float, line: np.ndarray | None = None) -> np.ndarray:
     """(14, 2) image shifts of one eye's lid points that put each lid on its course: read in columns
     across the eye and moved, point by point, by a line fitted to the readings around it.
 
@@ -498,7 +506,7 @@ def lid_course(grey: np.ndarray, p: np.ndarray, eye: int, r: float) -> np.ndarra
     along the eye (``LID_BANDWIDTH``), so over a covered iris the lid follows the readings nearest on
     either side. A lid read on one side of the iris only, or in fewer than ``LID_MIN_POINTS`` columns
     (a narrow or turned eye, where the many columns would more often catch a stray edge than its seven
-    points), is moved as ``lid_shifts`` moves it.
+    points), is moved as ``lid_shifts`` moves it (``line``: its result, when already at hand).
     grey : (H, W) float32 blurred image; p : (478, 2) pixels in it; r : iris radius px.
     """
     outer, inner, axis, normal = _lid_frame(p, eye)
@@ -530,13 +538,17 @@ def lid_course(grey: np.ndarray, p: np.ndarray, eye: int, r: float) -> np.ndarra
         found = np.where(over, (strength >= LID_OVER_MIN_CONTRAST) & beyond, strength >= LID_MIN_CONTRAST)
         x, y, w = columns[found], offset[found], np.sqrt(strength[found])
         if len(x) < LID_MIN_POINTS or not ((x < 0).any() and (x > 0).any()):
-            shifts[rows] = lid_shifts(grey, p, eye, r)[rows]
+            line = lid_shifts(grey, p, eye, r) if line is None else line
+            shifts[rows] = line[rows]
             continue
-        for row, at_point in zip(rows, points_along / r):
-            wk = w * np.exp(-0.5 * ((x - at_point) / LID_BANDWIDTH) ** 2)
-            basis = np.stack([np.ones(len(x)), x - at_point], axis=1) * np.sqrt(wk)[:, None]
-            coef, *_ = np.linalg.lstsq(basis, y * np.sqrt(wk), rcond=None)
-            shifts[row] = coef[0] * sign * normal
+        # Weighted least squares of y = a + b (x - x_point) around each point; a is its offset.
+        dx = x[None, :] - (points_along / r)[:, None]  # (7, n)
+        wk = w * np.exp(-0.5 * (dx / LID_BANDWIDTH) ** 2)
+        s0, s1, s2 = wk.sum(axis=1), (wk * dx).sum(axis=1), (wk * dx * dx).sum(axis=1)
+        t0, t1 = wk @ y, (wk * dx) @ y
+        det = s0 * s2 - s1 * s1
+        a = np.where(det > 1e-9 * s0 * s0, (s2 * t0 - s1 * t1) / np.maximum(det, 1e-300), t0 / np.maximum(s0, 1e-300))
+        shifts[rows] = a[:, None] * sign * normal
     return shifts
 
 
