@@ -470,6 +470,7 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
     raw.close()
 
     pose = smooth_pose(pose)
+    raw_gaze = gaze
     gaze = bilateral_filter(gaze)
     lids = bilateral_filter(lids)
 
@@ -496,6 +497,7 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
         observed=observed,
         visible=visible,
         eyeballs=eyeballs[held],
+        raw_gaze=raw_gaze[held],
     )
     return fit, Identity(neutral=neutral, mm_per_unit=mm_per_unit)
 

@@ -863,7 +863,8 @@ def measure_fit(fit: FaceFit, identity: Identity, track: Track, template: Templa
     fixation_flag = np.zeros(n, bool)
     for f in fixations:
         fixation_flag[f.start : f.end + 1] = True
-    nyst_flags, nyst_windows, nyst_summary = find_nystagmus(gaze, valid, times, fps)
+    nyst_flags, nyst_windows, nyst_summary = find_nystagmus(gaze if fit.raw_gaze is None else fit.raw_gaze,
+                                                            valid, times, fps)
 
     expression = fit.expression.astype(np.float64) * mm * k
     mouth = np.linalg.norm(expression[:, list(topology.MOUTH_CORNERS), :2], axis=-1)  # (n, 2)

@@ -103,6 +103,9 @@ class FaceFit:
     # The mask's eyeballs sit as far from its corners, so that its iris is drawn where the subject's
     # is, relative to the lids, while gazing as the subject's does.
     eyeballs: np.ndarray | None = None
+    # (n, 2, 2) the gaze before the temporal filter that smooths the mask's eyes: what oscillations are
+    # measured on (the filter takes a tenth or more off a 3 Hz nystagmus's swing); None: not kept.
+    raw_gaze: np.ndarray | None = None
 
     @property
     def n_frames(self) -> int:

@@ -168,8 +168,10 @@ def test_exact_landmarks_give_every_event(exact):
         for s in m.summary.nystagmus:
             assert s.present and s.frequency_hz == pytest.approx(truth.nystagmus.frequency_hz, abs=0.02)
             assert s.waveform == truth.nystagmus.waveform and s.direction == "horizontal"
-            # fit_track's bilateral filter takes ~12 % off a 3 Hz pendular beat (see the report).
-            assert s.amplitude_deg == pytest.approx(truth.nystagmus.amplitude_deg, rel=0.15)
+            # Measured on the gaze before fit_track's temporal filter (which takes ~12 % off a 3 Hz
+            # pendular beat): the pendular beat comes back exact, the jerk one 3 % short (the harmonics
+            # below Nyquist round its sawtooth's corners).
+            assert s.amplitude_deg == pytest.approx(truth.nystagmus.amplitude_deg, rel=0.05)
     assert exact["jerk"][1].summary.nystagmus[0].fast_phase == "left"
 
 
