@@ -9,16 +9,16 @@ Three levels of truth:
   lp_d6_crosseyed.mp4, on the original and on its mask.
 
 The issue's numeric bars on rendered videos: blink events F1 >= 0.95, nystagmus frequency within
-0.2 Hz, each eye's gaze (yaw and pitch) within 2 deg and the deviation (horizontal and vertical) within
-2 PD are asserted. MRD1 and fissure height within 0.3 mm and nystagmus amplitude within 25% are not met
-yet by the rendered chain and are not asserted. Median errors on the four accuracy clips: MRD1
-0.03-0.42 mm (6 of 8 eyes within 0.3), fissure height 0.02-0.45 mm (4 of 8), yaw 0.09-1.25 deg, pitch
-0.52-1.89 deg, horizontal deviation 0.08-0.65 PD, vertical 0.15-1.15 PD, nystagmus amplitude -6% to
--32% (``python tools/synth_accuracy.py``; on its six held-out clips, ``synth.VALIDATION_SPECS``, not
-asserted, the lids and pitch are read worse: MRD1 up to 0.97 mm, pitch up to 2.3 deg). On exact
-landmarks every value comes back exact, so the error is the reading of the rendered eye:
-the lids are read 0.2-0.4 mm off in some eyes, and a 2-degree nystagmus moves the iris by less than a
-pixel, which MediaPipe's mesh, and with it the head pose, partly follows.
+0.2 Hz, each eye's gaze (yaw and pitch) within 2 deg, the deviation (horizontal and vertical) within
+2 PD, and MRD1 and fissure height within 0.3 mm are asserted. Nystagmus amplitude within 25% is not met
+yet by the rendered chain and is not asserted. Median errors on the four accuracy clips: MRD1
+0.03-0.28 mm, fissure height 0.02-0.22 mm, yaw 0.09-1.25 deg, pitch 0.52-1.90 deg, horizontal
+deviation 0.08-0.72 PD, vertical 0.15-1.12 PD, nystagmus amplitude -25% to +10% (3 of 4 eyes within
+25%; ``python tools/synth_accuracy.py``; on its six held-out clips, ``synth.VALIDATION_SPECS``, not
+asserted, the eye looking up under a lowered lid is read worse: MRD1 up to 0.97 mm, pitch up to 2.3
+deg). On exact landmarks every value comes back exact, so the error is the reading of the rendered
+eye: a 2-degree nystagmus moves the iris by less than a pixel, which the H.264 file keeps 90-95% of
+and MediaPipe's mesh, and with it the head pose, partly follows.
 """
 import csv
 import dataclasses
@@ -281,6 +281,15 @@ def test_rendered_gaze_within_2_deg_and_deviation_within_2_pd(rendered):
         assert max(acc["gaze_yaw_deg"]) <= 2.0, (name, acc["gaze_yaw_deg"])
         assert max(acc["gaze_pitch_deg"]) <= 2.0, (name, acc["gaze_pitch_deg"])
         assert max(acc["deviation_pd"]) <= 2.0, (name, acc["deviation_pd"])
+
+
+def test_rendered_lids_within_03_mm(rendered):
+    """The issue's bars for MRD1 and fissure height (median |error| per eye), on every accuracy clip:
+    the lids are read in columns beside and over the iris (eyes.lid_course), the lower lid along a
+    parabola where MediaPipe's sinks under the iris."""
+    for name, (_, _, _, acc) in rendered.items():
+        assert max(acc["mrd1_mm"]) <= 0.3, (name, acc["mrd1_mm"])
+        assert max(acc["fissure_height_mm"]) <= 0.3, (name, acc["fissure_height_mm"])
 
 
 def test_rendered_ptosis_is_on_the_right_side(rendered):
