@@ -498,7 +498,7 @@ _NEAR_COLUMNS = np.arange(LID_NEAR_IRIS[0], LID_NEAR_IRIS[1] + 1e-9, LID_NEAR_ST
 _OVER_COLUMNS = np.arange(-LID_OVER_IRIS, LID_OVER_IRIS + 1e-9, LID_OVER_STEP)
 
 
-def lid_course(grey: np.ndarray, p: np.ndarray, eye: int, r: float, line: np.ndarray | None = None) -> np.ndarray:
+def lid_course(grey: np.ndarray, p: np.ndarray, eye: int, r: float, line: np.ndarray) -> np.ndarray:
     """(14, 2) image shifts of one eye's lid points that put each lid on its course: read in columns
     across the eye and moved, point by point, by a curve fitted to the readings around it.
 
@@ -510,9 +510,9 @@ def lid_course(grey: np.ndarray, p: np.ndarray, eye: int, r: float, line: np.nda
     strongest darkening step outward within ``LID_COURSE_SEARCH`` of MediaPipe's lid. Each point then
     moves by a line (upper lid) or parabola (lower) through the readings weighted by step strength and a
     Gaussian of their distance along the eye (``LID_COURSE_FIT``), so over a covered iris the lid
-    follows the readings nearest on either side. A lid read on one side of the iris only, or in fewer than ``LID_MIN_POINTS`` columns
-    (a narrow or turned eye, where the many columns would more often catch a stray edge than its seven
-    points), is moved as ``lid_shifts`` moves it (``line``: its result, when already at hand).
+    follows the readings nearest on either side. A lid read on one side of the iris only, or in fewer
+    than ``LID_MIN_POINTS`` columns (a narrow or turned eye, where the many columns would more often
+    catch a stray edge than its seven points), keeps ``line``: the shifts ``lid_shifts`` gave it.
     grey : (H, W) float32 blurred image; p : (478, 2) pixels in it; r : iris radius px.
     """
     outer, inner, axis, normal = _lid_frame(p, eye)
@@ -544,7 +544,6 @@ def lid_course(grey: np.ndarray, p: np.ndarray, eye: int, r: float, line: np.nda
         found = np.where(over, (strength >= LID_OVER_MIN_CONTRAST) & beyond, strength >= LID_MIN_CONTRAST)
         x, y, w = columns[found], offset[found], np.sqrt(strength[found])
         if len(x) < LID_MIN_POINTS or not ((x < 0).any() and (x > 0).any()):
-            line = lid_shifts(grey, p, eye, r) if line is None else line
             shifts[rows] = line[rows]
             continue
         degree, bandwidth = LID_COURSE_FIT[0 if sign > 0 else 1]
