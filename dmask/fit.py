@@ -32,6 +32,13 @@ FILTER_HALF_WIDTH = 2
 FILTER_SIGMA_T = 1.0
 FILTER_SIGMA_V = 2.5
 FILTER_BLOCK = 64  # channels filtered at once
+# The head pose goes through the same filter over a wider window (about 0.1 s at 30 fps either side):
+# MediaPipe's whole mesh follows fast eye movements by 15-25 % of the iris's travel (the pendular
+# synthetic clip: nose points 0.3-0.45, the pose's points 0.15-0.23; still eyes 0.06), so a pose read
+# frame by frame follows a nystagmus beat and takes that much off the gaze against the head. This
+# window takes 80 % of it off at 3 Hz; head movements many jitter units large still pass.
+POSE_FILTER_HALF_WIDTH = 6
+POSE_FILTER_SIGMA_T = 3.0
 # On long videos the neutral face and the landmark jitter come from at most this many frames, spread
 # over the video, so that memory does not grow with the video's length.
 MAX_STAT_FRAMES = 1000
@@ -319,27 +326,27 @@ def jitter(flat: np.ndarray) -> np.ndarray:
     return robust_sigma(sg_residual(flat))
 
 
-def bilateral_window(padded: np.ndarray, sigma_v: np.ndarray) -> np.ndarray:
-    """The bilateral filter of ``bilateral_filter`` on (f + 2 H, c) signals with H = FILTER_HALF_WIDTH
-    rows of context on each side, value sigma per channel. Returns (f, c)."""
-    h = FILTER_HALF_WIDTH
+def bilateral_window(padded: np.ndarray, sigma_v: np.ndarray, h: int = FILTER_HALF_WIDTH,
+                     sigma_t: float = FILTER_SIGMA_T) -> np.ndarray:
+    """The bilateral filter of ``bilateral_filter`` on (f + 2 h, c) signals with h rows of context on
+    each side, value sigma per channel. Returns (f, c)."""
     f = len(padded) - 2 * h
     centre = padded[h : h + f]
     num = np.zeros_like(centre)
     den = np.zeros_like(centre)
     for k in range(-h, h + 1):
         nb = padded[h + k : h + k + f]
-        w = np.exp(-0.5 * (k / FILTER_SIGMA_T) ** 2 - 0.5 * ((nb - centre) / sigma_v) ** 2)
+        w = np.exp(-0.5 * (k / sigma_t) ** 2 - 0.5 * ((nb - centre) / sigma_v) ** 2)
         num += w * nb
         den += w
     return num / den
 
 
-def bilateral_filter(x: np.ndarray) -> np.ndarray:
+def bilateral_filter(x: np.ndarray, h: int = FILTER_HALF_WIDTH, sigma_t: float = FILTER_SIGMA_T) -> np.ndarray:
     """Edge-preserving temporal filter along axis 0, for each channel.
 
-    Tomasi & Manduchi's bilateral filter applied in time: neighbours within FILTER_HALF_WIDTH frames
-    are averaged with weights that fall with time distance and with value difference measured in
+    Tomasi & Manduchi's bilateral filter applied in time: neighbours within h frames are averaged
+    with weights that fall with time distance (sigma_t frames) and with value difference measured in
     units of the channel's own jitter. Landmark jitter is smoothed; saccades, nystagmus beats and
     blinks, many jitter units large, pass unchanged, so a 3-frame blink survives.
     x : (f, ...) float. Returns the same shape.
@@ -353,19 +360,21 @@ def bilateral_filter(x: np.ndarray) -> np.ndarray:
     for c in range(0, flat.shape[1], FILTER_BLOCK):
         block = flat[:, c : c + FILTER_BLOCK]
         sigma_v = FILTER_SIGMA_V * np.maximum(jitter(block), 1e-9)
-        h = FILTER_HALF_WIDTH
-        out[:, c : c + FILTER_BLOCK] = bilateral_window(np.pad(block, ((h, h), (0, 0)), mode="edge"), sigma_v)
+        out[:, c : c + FILTER_BLOCK] = bilateral_window(np.pad(block, ((h, h), (0, 0)), mode="edge"), sigma_v, h, sigma_t)
     return out.reshape(x.shape)
 
 
 def smooth_pose(pose: Pose) -> Pose:
-    """Bilateral-filter log-scale, rotation (relative to frontal, away from the angle wrap) and translation."""
+    """Bilateral-filter log-scale, rotation (relative to frontal, away from the angle wrap) and
+    translation over POSE_FILTER_HALF_WIDTH frames."""
+    def smooth(x):
+        return bilateral_filter(x, POSE_FILTER_HALF_WIDTH, POSE_FILTER_SIGMA_T)
+
     rel = geometry.rotation_to_vector(pose.rotation @ geometry.FRONTAL)
-    rot = geometry.vector_to_rotation(bilateral_filter(rel)) @ geometry.FRONTAL
     return Pose(
-        scale=np.exp(bilateral_filter(np.log(pose.scale))),
-        rotation=rot,
-        translation=bilateral_filter(pose.translation),
+        scale=np.exp(smooth(np.log(pose.scale))),
+        rotation=geometry.vector_to_rotation(smooth(rel)) @ geometry.FRONTAL,
+        translation=smooth(pose.translation),
     )
 
 
@@ -444,16 +453,19 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
     # from the frames where both eyes face it most (known after a first estimate from all frames).
     mm_per_unit = topology.IRIS_DIAMETER_MM / float(np.median(iris_d))
     opening = np.concatenate(opening)
+    # The eyes are read against the filtered head pose (POSE_FILTER_HALF_WIDTH), which is also the
+    # pose drawn; the expression against each frame's own.
+    head = smooth_pose(pose)
     reflexes = None if track.reflexes is None else np.asarray(track.reflexes[frames], np.float64)
     for _ in range(2):
         corner_centres = eyeball_centres(canthi * mm_per_unit, template) / mm_per_unit
         centres = corner_centres
         if reflexes is not None:
-            centres = reflex_centres(centres, iris, reflexes, pose, opening >= CLOSED_OPENING, mrd1 * mm_per_unit,
+            centres = reflex_centres(centres, iris, reflexes, head, opening >= CLOSED_OPENING, mrd1 * mm_per_unit,
                                      mm_per_unit)
-        gaze = fit_gaze(iris, pose, centres, topology.LIMBUS_DEPTH_MM / mm_per_unit)
+        gaze = fit_gaze(iris, head, centres, topology.LIMBUS_DEPTH_MM / mm_per_unit)
         eyeballs = np.broadcast_to(centres - corner_centres, (len(iris), 2, 3)) * mm_per_unit
-        mm_per_unit = topology.IRIS_DIAMETER_MM / float(np.median(iris_d[facing_camera(gaze, pose)]))
+        mm_per_unit = topology.IRIS_DIAMETER_MM / float(np.median(iris_d[facing_camera(gaze, head)]))
     gaze = hold_closed_gaze(gaze, opening)
     lids = np.concatenate(lids) * mm_per_unit
 
@@ -469,7 +481,6 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
     expression = _filtered_expression(raw, drift)
     raw.close()
 
-    pose = smooth_pose(pose)
     raw_gaze = gaze
     gaze = bilateral_filter(gaze)
     lids = bilateral_filter(lids)
@@ -490,7 +501,7 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
         expression_all.append(expression[held[a : a + CHUNK_FRAMES]])
     expression.close()
     fit = FaceFit(
-        pose=_pose_rows(pose, held),
+        pose=_pose_rows(head, held),
         expression=expression_all if isinstance(track.points, FrameStore) else np.asarray(expression_all),
         gaze=gaze[held],
         lids=lids[held],
