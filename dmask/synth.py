@@ -26,6 +26,7 @@ from .types import FaceFit, MaskOptions, Pose, Track
 
 FACE_CENTRE_MM = np.array([0.0, -30.0, 0.0])  # head-space point put at the image centre
 SMILE_RADIUS_MM = 12.0  # falloff of the smile's pull around each mouth corner
+FIXATION_SETTLE_S = 0.3  # ``accuracy`` reads a fixation's gaze from this long after its saccade
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class SynthTruth:
     blinks: tuple[tuple[int, int], ...]  # (first, last) frames below half opening
     blink_closure: tuple[tuple[float, float], ...]  # per blink, per eye
     saccades: int  # gaze jumps
+    fixation: np.ndarray  # (n,) int: the fixation (index into the sorted spec.fixations) each frame belongs to
     mouth_corner: np.ndarray  # (n, 2) mm
     nystagmus: SynthNystagmus | None
 
@@ -217,6 +219,7 @@ def ground_truth(spec: SynthSpec, fit: FaceFit, template: Template) -> SynthTrut
         fissure_width=out["fissure_width"], mrd1=out["mrd1"], mrd2=out["mrd2"], openness=openness,
         blinks=tuple((b.start, b.end) for b in events), blink_closure=tuple(b.closure for b in events),
         saccades=sum(a[1:] != b[1:] for a, b in zip(sorted(spec.fixations), sorted(spec.fixations)[1:])),
+        fixation=np.searchsorted([f[0] for f in sorted(spec.fixations)], t, side="right") - 1,
         mouth_corner=mouth, nystagmus=spec.nystagmus,
     )
 
@@ -307,11 +310,26 @@ def accuracy(truth: SynthTruth, m) -> dict:
     median |error| over the valid frames of MRD1, MRD2 and fissure height (mm) and of gaze yaw and pitch
     (deg); the deviation error (PD) of the summary (steady fixation, else all frames), horizontal and
     vertical; blink hits, false alarms and misses; nystagmus frequency error (Hz) and relative amplitude
-    error per eye (None where none was imposed or found)."""
+    error per eye (None where none was imposed or found). Also the gaze per fixation: the largest over
+    the fixations of the |median error| of its valid frames (from FIXATION_SETTLE_S after its saccade),
+    yaw and pitch, where a median over the whole clip can hide one fixation read far off."""
     fm, v = m.frames, m.frames.valid
 
     def med(err):
         return [float(np.median(np.abs(err[v[:, e], e]))) if v[:, e].any() else None for e in range(2)]
+
+    settled = np.ones(len(truth.times), bool)
+    starts = np.flatnonzero(np.diff(truth.fixation)) + 1
+    for a in starts:
+        settled &= ~((truth.times >= truth.times[a]) & (truth.times < truth.times[a] + FIXATION_SETTLE_S))
+
+    def worst(err):
+        out = []
+        for e in range(2):
+            errs = [abs(float(np.median(err[rows, e]))) for k in np.unique(truth.fixation)
+                    if (rows := (truth.fixation == k) & settled & v[:, e]).any()]
+            out.append(max(errs) if errs else None)
+        return out
 
     d = m.summary.deviation
     h = d.fixation_horizontal_pd if d.fixation_horizontal_pd is not None else d.horizontal_pd.median
@@ -321,6 +339,8 @@ def accuracy(truth: SynthTruth, m) -> dict:
         "fissure_height_mm": med(fm.fissure_height - truth.fissure_height),
         "gaze_yaw_deg": med(fm.gaze[..., 0] - truth.gaze[..., 0]),
         "gaze_pitch_deg": med(fm.gaze[..., 1] - truth.gaze[..., 1]),
+        "gaze_yaw_worst_fixation_deg": worst(fm.gaze[..., 0] - truth.gaze[..., 0]),
+        "gaze_pitch_worst_fixation_deg": worst(fm.gaze[..., 1] - truth.gaze[..., 1]),
         "deviation_pd": [None if h is None else abs(h - float(np.median(truth.deviation_pd[:, 0]))),
                          None if vv is None else abs(vv - float(np.median(truth.deviation_pd[:, 1])))],
         "blinks": match_events(truth.blinks, [(b.start, b.end) for b in m.blinks]),

@@ -8,17 +8,17 @@ Three levels of truth:
 * real videos: blinks counted by hand (tests/data/annotations.json) and the cross-eyed stretches of
   lp_d6_crosseyed.mp4, on the original and on its mask.
 
-The issue's numeric bars on rendered videos: blink events F1 >= 0.95, nystagmus frequency within
-0.2 Hz, each eye's gaze (yaw and pitch) within 2 deg, the deviation (horizontal and vertical) within
-2 PD, and MRD1 and fissure height within 0.3 mm are asserted. Nystagmus amplitude within 25% is not met
-yet by the rendered chain and is not asserted. Median errors on the four accuracy clips: MRD1
-0.03-0.28 mm, fissure height 0.02-0.22 mm, yaw 0.09-1.25 deg, pitch 0.52-1.90 deg, horizontal
-deviation 0.08-0.72 PD, vertical 0.15-1.12 PD, nystagmus amplitude -25% to +10% (3 of 4 eyes within
-25%; ``python tools/synth_accuracy.py``; on its six held-out clips, ``synth.VALIDATION_SPECS``, not
-asserted, the eye looking up under a lowered lid is read worse: MRD1 up to 0.97 mm, pitch up to 2.3
-deg). On exact landmarks every value comes back exact, so the error is the reading of the rendered
-eye: a 2-degree nystagmus moves the iris by less than a pixel, which the H.264 file keeps 90-95% of
-and MediaPipe's mesh, and with it the head pose, partly follows.
+The issue's numeric bars on rendered videos, each a median over the clip per eye: blink events F1 >=
+0.95, nystagmus frequency within 0.2 Hz and amplitude within 25%, each eye's gaze (yaw and pitch)
+within 2 deg, the deviation (horizontal and vertical) within 2 PD, and MRD1 and fissure height within
+0.3 mm are asserted. Median errors on the four accuracy clips: MRD1 0.03-0.28 mm, fissure height
+0.02-0.22 mm, yaw 0.09-1.26 deg, pitch 0.55-1.95 deg, horizontal deviation 0.02-0.85 PD, vertical
+0.15-0.97 PD, nystagmus amplitude -18% to +4% (``python tools/synth_accuracy.py``). Not asserted, and
+not met: the pitch of every single fixation (the worst fixation 3.8 and 4.6 deg off in "eyes" and
+"exo"), and the six held-out clips (``synth.VALIDATION_SPECS``), where the eye looking up under a
+lowered lid is read worse (MRD1 up to 0.97 mm, pitch up to 2.3 deg). On exact landmarks every value
+comes back exact, so the error is the reading of the rendered eye: a 2-degree nystagmus moves the iris
+by less than a pixel, which the H.264 file keeps 90-95% of.
 """
 import csv
 import dataclasses
@@ -175,6 +175,20 @@ def test_exact_landmarks_give_every_event(exact):
     assert exact["jerk"][1].summary.nystagmus[0].fast_phase == "left"
 
 
+def test_accuracy_reports_the_worst_fixation_that_a_median_hides(exact):
+    """One fixation of four read 3 degrees high: the median over the clip hardly moves, the worst
+    fixation shows it."""
+    truth, m = exact["eyes"]
+    assert len(np.unique(truth.fixation)) == 4
+    gaze = m.frames.gaze.copy()
+    gaze[truth.fixation == 1, 0, 1] += 3.0
+    off = dataclasses.replace(m, frames=dataclasses.replace(m.frames, gaze=gaze))
+    before, after = accuracy(truth, m), accuracy(truth, off)
+    assert after["gaze_pitch_deg"][0] < 0.3
+    assert after["gaze_pitch_worst_fixation_deg"][0] == pytest.approx(3.0, abs=0.3)
+    assert after["gaze_pitch_worst_fixation_deg"][1] == before["gaze_pitch_worst_fixation_deg"][1] < 0.3
+
+
 def test_robust_limits_by_hand():
     from dmask.report import robust_limits
 
@@ -256,13 +270,14 @@ def test_rendered_blinks_are_found_with_f1_at_least_095(rendered):
     assert sum(b.asymmetric for b in m.blinks) == 1, [(b.start, b.closure) for b in m.blinks]
 
 
-def test_rendered_nystagmus_frequency_within_02_hz_and_its_waveform(rendered):
+def test_rendered_nystagmus_frequency_within_02_hz_amplitude_within_25_percent_and_its_waveform(rendered):
     for name in ("pendular", "jerk"):
         truth, m, _, acc = rendered[name]
         found = [s for s in m.summary.nystagmus if s.present]
         assert found, name  # seen in at least one eye
         for s in found:
             assert abs(s.frequency_hz - truth.nystagmus.frequency_hz) <= 0.2, (name, s)
+            assert abs(s.amplitude_deg / truth.nystagmus.amplitude_deg - 1) <= 0.25, (name, s)
             assert s.sampling_ok, (name, s)
         # Waveform and fast phase are read right in at least one eye (on the rendered mask the right
         # eye's 4 Hz jerk beat reads at 40% of its amplitude and looks pendular, and the left eye's
