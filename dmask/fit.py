@@ -32,11 +32,14 @@ FILTER_HALF_WIDTH = 2
 FILTER_SIGMA_T = 1.0
 FILTER_SIGMA_V = 2.5
 FILTER_BLOCK = 64  # channels filtered at once
-# The head pose goes through the same filter over a wider window (about 0.1 s at 30 fps either side):
+# The head pose goes through the same filter over a wider window (about 0.2 s at 30 fps either side):
 # MediaPipe's whole mesh follows fast eye movements by 15-25 % of the iris's travel (the pendular
 # synthetic clip: nose points 0.3-0.45, the pose's points 0.15-0.23; still eyes 0.06), so a pose read
-# frame by frame follows a nystagmus beat and takes that much off the gaze against the head. This
-# window takes 80 % of it off at 3 Hz; head movements many jitter units large still pass.
+# frame by frame follows a nystagmus beat and takes that much off the gaze against the head. That
+# following is a fraction of a jitter unit on real video (pose jitter 0.13-0.33 mm, 0.13-0.48 deg on
+# four of the dataset's videos), where the window's time weights alone leave 17 % of a 3 Hz motion; on
+# the clean synthetic clips (a tenth of that jitter) about half of it goes. Head movements many jitter
+# units large still pass.
 POSE_FILTER_HALF_WIDTH = 6
 POSE_FILTER_SIGMA_T = 3.0
 # On long videos the neutral face and the landmark jitter come from at most this many frames, spread
