@@ -55,9 +55,10 @@ IRIS_EDGE_MIN_POINTS = 4  # on either side (left, right); fewer: the searched ci
 IRIS_EDGE_MAX_MOVE = 0.3  # radii from the searched circle's centre; farther, or a radius outside
 IRIS_EDGE_RADIUS_RANGE = (0.8, 1.2)  # this range of the searched one's: the searched circle stands
 IRIS_EDGE_OUTLIER = 3.0  # points farther than this many robust sigmas (>= 0.3 px) from the circle are dropped
+LIMBUS_POINTS = 2 * IRIS_EDGE_RAYS  # the edge points kept per eye (``refine_eyes``), NaN-padded
 
 
-def refine_eyes(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+def refine_eyes(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The iris searched (``refine_iris``), the lids refined around it, then each searched iris
     re-fitted to limbus edge points inside the refined lid opening (``limbus_fit``: MediaPipe's lids
     miss much of a drooping lid, whose skin would pass for limbus).
@@ -66,12 +67,19 @@ def refine_eyes(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     limbus is read in has each lid moved by one straight line (``lid_shifts``), which over the iris
     errs toward the pupil rather than into the lash line, whose edge would pass for limbus.
 
-    image : (H, W, 3) uint8 RGB; points : (478, 3) image pixels. Returns a new (478, 3) float32 array.
+    image : (H, W, 3) uint8 RGB; points : (478, 3) image pixels. Returns a new (478, 3) float32 array
+    and, per eye, the limbus edge points its circle was fitted to, (2, LIMBUS_POINTS, 2) float32 image
+    pixels, NaN-padded (all NaN where the circle was not re-fitted): the fit stage fits the limbus of
+    its eyeball model to them (``geometry.limbus_centres``).
     """
     searched = [iris_circle(image, points, eye) for eye in range(2)]
     out, opening = _refined_lids(image, _moved_irises(points, searched))
-    return _moved_irises(out, [limbus_fit(image, opening, eye) if s is not None else None
-                               for eye, s in enumerate(searched)])
+    fits = [limbus_fit(image, opening, eye) if s is not None else None for eye, s in enumerate(searched)]
+    limbus = np.full((2, LIMBUS_POINTS, 2), np.nan, np.float32)
+    for eye, fitted in enumerate(fits):
+        if fitted is not None:
+            limbus[eye, : len(fitted[2])] = fitted[2]
+    return _moved_irises(out, [None if f is None else f[:2] for f in fits]), limbus
 
 
 def refine_iris(image: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -294,11 +302,11 @@ _EDGE_ANGLES = _arc_angles(IRIS_EDGE_RAYS)
 _EDGE_UNIT = np.stack([np.cos(_EDGE_ANGLES), np.sin(_EDGE_ANGLES)], axis=1)  # (2 IRIS_EDGE_RAYS, 2)
 
 
-def limbus_fit(image: np.ndarray, points: np.ndarray, eye: int) -> tuple[np.ndarray, float] | None:
+def limbus_fit(image: np.ndarray, points: np.ndarray, eye: int) -> tuple[np.ndarray, float, np.ndarray] | None:
     """The image shift (dx, dy) px of one eye's iris centre and the ratio of radii that put its circle
     through the limbus edge points (``limbus_circle``) inside the lid opening of ``points``, starting
-    from the iris there; None where too few points are found or the circle moves more than
-    IRIS_EDGE_MAX_MOVE radii or leaves IRIS_EDGE_RADIUS_RANGE."""
+    from the iris there, and those points (m, 2) in image pixels; None where too few points are found
+    or the circle moves more than IRIS_EDGE_MAX_MOVE radii or leaves IRIS_EDGE_RADIUS_RANGE."""
     p = np.asarray(points, dtype=np.float64)[:, :2]
     c0 = p[topology.IRIS_CENTRE[eye]]
     r0, _ = _eye_size(p, eye)
@@ -314,16 +322,18 @@ def limbus_fit(image: np.ndarray, points: np.ndarray, eye: int) -> tuple[np.ndar
     fitted = limbus_circle(planes, start, r0, step)
     if fitted is None:
         return None
-    c, r = fitted
+    c, r, edge = fitted
     if np.linalg.norm(c - start) > IRIS_EDGE_MAX_MOVE * r0 or not (
             IRIS_EDGE_RADIUS_RANGE[0] * r0 <= r <= IRIS_EDGE_RADIUS_RANGE[1] * r0):
         return None
-    return c - start, r / r0
+    return c - start, r / r0, (edge + origin).astype(np.float32)
 
 
-def limbus_circle(planes: np.ndarray, centre: np.ndarray, radius: float, step: float) -> tuple[np.ndarray, float] | None:
+def limbus_circle(planes: np.ndarray, centre: np.ndarray, radius: float,
+                  step: float) -> tuple[np.ndarray, float, np.ndarray] | None:
     """The circle (centre, radius; crop pixels, pixel centres at 0) through the limbus edge points
-    found along rays from ``centre`` near ``radius``, or None with too few points on either side.
+    found along rays from ``centre`` near ``radius``, and those points (m, 2) less the outliers; None
+    with too few points on either side.
 
     planes : (H, W, 2) float32, the blurred grey crop and its opening mask (``limbus_fit``); step :
     half the radial distance across which the grey step is taken (px).
@@ -355,8 +365,9 @@ def limbus_circle(planes: np.ndarray, centre: np.ndarray, radius: float, step: f
         if min(np.count_nonzero(keep & (rows < IRIS_EDGE_RAYS)), np.count_nonzero(keep & (rows >= IRIS_EDGE_RAYS))) \
                 < IRIS_EDGE_MIN_POINTS:
             return None
-        c, r = geometry.fit_circle(points[keep], c, r)
-    return (c, r) if np.isfinite(c).all() and np.isfinite(r) else None
+        points = points[keep]
+        c, r = geometry.fit_circle(points, c, r)
+    return (c, r, points) if np.isfinite(c).all() and np.isfinite(r) else None
 
 
 # Lid refinement (``refine_lids``): each lid-margin point moved along the lid's normal to the edge of

@@ -69,6 +69,9 @@ REFLEX_MAX_SHIFT_MM = 2.0
 REFLEX_MIN_MRD1_MM = 0.5
 REFLEX_WINDOW = 31  # frames (about a second at 30 fps)
 REFLEX_FRAME_SPREAD_MM = 1.5
+# Each iris centre is re-fitted to the limbus edge points the landmark stage kept (``limbus_iris``) as
+# the limbus of the eyeball model; a re-fit that moves it farther than this is not taken.
+LIMBUS_MAX_MOVE_MM = 1.0
 
 
 class FitError(ValueError):
@@ -234,6 +237,37 @@ def fit_gaze(iris: np.ndarray, pose: Pose, centres: np.ndarray, radius: float) -
     g_img = (front - c_img) / r_img[:, None, None]
     g_head = np.einsum("fji,fej->fei", pose.rotation, g_img)
     return geometry.gaze_angles(limit_eccentricity(g_head, MAX_ECCENTRICITY_DEG))
+
+
+def limbus_iris(limbus, frames: np.ndarray, iris: np.ndarray, centres: np.ndarray, pose: Pose,
+                mm_per_unit: float) -> np.ndarray:
+    """Iris centres (f, 2, 2) re-fitted to each eye's limbus edge points as the limbus of its eyeball
+    (``geometry.limbus_centres``): a circle of the iris's size on the limbus plane, whose image
+    narrows along the eye's turn from the camera. The circle the landmark stage fitted to the same
+    points has a free radius: where a lid hides the top (or bottom) of the limbus it trades size for
+    height, and an eye turned from the camera shows a narrower limbus, which it takes for a smaller
+    circle further down (on the synthetic clips 0.4-0.8 px, 0.2-0.4 mm, where the model fit leaves
+    0.3 px at most). Frames without points, or whose re-fit moves farther than LIMBUS_MAX_MOVE_MM,
+    keep the landmark stage's centre.
+    limbus : (n, 2, m, 2) image pixels, NaN-padded (Track.limbus), or None; frames : (f,) the rows of
+    limbus; iris : (f, 2, 2) image; centres : (2, 3) or (f, 2, 3) eyeballs, head space.
+    """
+    if limbus is None:
+        return iris
+    eyeballs = geometry.apply_pose(centres, pose.scale, pose.rotation, pose.translation)[..., :2]  # (f, 2, 2)
+    px_per_mm = pose.scale / mm_per_unit
+    out = iris.copy()
+    for a in range(0, len(frames), CHUNK_FRAMES):
+        b = min(a + CHUNK_FRAMES, len(frames))
+        points = np.asarray(limbus[frames[a:b]], np.float64)
+        for e in range(2):
+            fitted = geometry.limbus_centres(points[:, e], iris[a:b, e], eyeballs[a:b, e],
+                                             px_per_mm[a:b] * topology.LIMBUS_DEPTH_MM,
+                                             px_per_mm[a:b] * topology.IRIS_DIAMETER_MM / 2)
+            moved = np.linalg.norm(fitted - iris[a:b, e], axis=-1)
+            take = np.isfinite(moved) & (moved <= LIMBUS_MAX_MOVE_MM * px_per_mm[a:b])
+            out[a:b, e][take] = fitted[take]
+    return out
 
 
 def facing_camera(gaze: np.ndarray, pose: Pose) -> np.ndarray:
@@ -451,7 +485,7 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
         mrd1.append(shapes[:, list(topology.MID_UPPER), 1] - shapes[:, list(topology.IRIS_CENTRE), 1])
     pose = _pose_concat(poses)
     neutral = neutral_of(pose, np.concatenate(z))
-    iris_d, canthi, iris, mrd1 = (np.concatenate(a) for a in (iris_d, canthi, iris, mrd1))
+    iris_d, canthi, read, mrd1 = (np.concatenate(a) for a in (iris_d, canthi, iris, mrd1))
     # The scale comes from the iris, which is seen narrower as the eye turns from the camera: taken
     # from the frames where both eyes face it most (known after a first estimate from all frames).
     mm_per_unit = topology.IRIS_DIAMETER_MM / float(np.median(iris_d))
@@ -460,12 +494,14 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
     # pose drawn; the expression against each frame's own.
     head = smooth_pose(pose)
     reflexes = None if track.reflexes is None else np.asarray(track.reflexes[frames], np.float64)
+    iris = read
     for _ in range(2):
         corner_centres = eyeball_centres(canthi * mm_per_unit, template) / mm_per_unit
         centres = corner_centres
         if reflexes is not None:
             centres = reflex_centres(centres, iris, reflexes, head, opening >= CLOSED_OPENING, mrd1 * mm_per_unit,
                                      mm_per_unit)
+        iris = limbus_iris(track.limbus, frames, read, centres, head, mm_per_unit)
         gaze = fit_gaze(iris, head, centres, topology.LIMBUS_DEPTH_MM / mm_per_unit)
         eyeballs = np.broadcast_to(centres - corner_centres, (len(iris), 2, 3)) * mm_per_unit
         mm_per_unit = topology.IRIS_DIAMETER_MM / float(np.median(iris_d[facing_camera(gaze, head)]))

@@ -156,6 +156,47 @@ def fit_circle(points: np.ndarray, centre: np.ndarray, radius: float, iterations
     return x[:2], float(x[2])
 
 
+def limbus_distance(points: np.ndarray, centre: np.ndarray, eyeball: np.ndarray, depth, radius) -> np.ndarray:
+    """Approximate distance (Sampson's first-order one, px) of image points to the limbus of a sphere
+    eyeball seen orthographically: a circle of ``radius`` on the plane ``depth`` in front of the
+    eyeball's centre, facing along the gaze, whose image is an ellipse about the iris ``centre``: the
+    full radius across the gaze's image direction, foreshortened to radius * cos(turn) along it, where
+    sin(turn) = |centre - eyeball| / depth.
+    points : (f, m, 2); centre, eyeball : (f, 2) image; depth, radius : (f,) px. Returns (f, m)."""
+    g = (centre - eyeball) / np.asarray(depth, float)[:, None]
+    n = np.minimum(np.linalg.norm(g, axis=-1), 0.99)
+    u = np.where(n[:, None] > 1e-9, g / np.maximum(n, 1e-12)[:, None], [1.0, 0.0])  # along the turn
+    w = np.stack([-u[:, 1], u[:, 0]], axis=-1)
+    a = np.asarray(radius, float)[:, None]  # semi-axis across the turn
+    b = a * np.sqrt(1 - n**2)[:, None]  # along it
+    d = points - centre[:, None]
+    x, y = (d * w[:, None]).sum(-1), (d * u[:, None]).sum(-1)
+    f = (x / a) ** 2 + (y / b) ** 2 - 1
+    return f / np.maximum(np.hypot(2 * x / a**2, 2 * y / b**2), 1e-12)
+
+
+def limbus_centres(points: np.ndarray, start: np.ndarray, eyeball: np.ndarray, depth, radius,
+                   iterations: int = 10) -> np.ndarray:
+    """Iris centres (f, 2) whose limbus (``limbus_distance``: the eyeball, its size and the image
+    scale known) passes closest to each frame's edge points, by least squares (Gauss-Newton from
+    ``start``). Two unknowns per frame, so arcs seen on one side of the iris only place it as well as a
+    whole ring does, and a foreshortened limbus is not taken for a smaller, shifted circle.
+    points : (f, m, 2) NaN-padded; start, eyeball : (f, 2); depth, radius : (f,) px. Frames with fewer
+    than 3 points give NaN."""
+    ok = np.isfinite(points).all(axis=-1)  # (f, m)
+    pts = np.where(ok[..., None], points, 0.0)
+    x = np.array(start, dtype=np.float64)
+    h = 1e-3
+    for _ in range(iterations):
+        r = np.where(ok, limbus_distance(pts, x, eyeball, depth, radius), 0.0)
+        jac = np.stack([np.where(ok, (limbus_distance(pts, x + h * e, eyeball, depth, radius)
+                                      - limbus_distance(pts, x - h * e, eyeball, depth, radius)) / (2 * h), 0.0)
+                        for e in np.eye(2)], axis=-1)  # (f, m, 2)
+        jtj = np.einsum("fmi,fmj->fij", jac, jac) + 1e-9 * np.eye(2)
+        x = x - np.linalg.solve(jtj, np.einsum("fmi,fm->fi", jac, r)[..., None])[..., 0]
+    return np.where((ok.sum(axis=1) >= 3)[:, None], x, np.nan)
+
+
 def triangle_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """Unnormalised face normals (m, 3) of triangles (m, 3) over vertices (n, 3): (b - a) x (c - a)."""
     a, b, c = (vertices[triangles[:, i]] for i in range(3))

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .eyes import corneal_reflexes, refine_eyes
+from .eyes import LIMBUS_POINTS, corneal_reflexes, refine_eyes
 from .store import FrameStore
 from .topology import N_LANDMARKS
 from .types import FaceLandmarks, Track
@@ -90,8 +90,9 @@ class LandmarkTracker:
         for lms in result.multi_face_landmarks or ():
             pts = np.array([(p.x * w, p.y * h, p.z * w) for p in lms.landmark], dtype=np.float32)
             if pts.shape[0] == N_LANDMARKS and np.isfinite(pts).all():
-                pts = refine_eyes(image, pts)
-                faces.append(FaceLandmarks(points=pts, confidence=1.0, reflexes=corneal_reflexes(image, pts)))
+                pts, limbus = refine_eyes(image, pts)
+                faces.append(FaceLandmarks(points=pts, confidence=1.0, reflexes=corneal_reflexes(image, pts),
+                                           limbus=limbus))
         return tuple(faces)
 
     def _process(self, image: np.ndarray):
@@ -123,7 +124,7 @@ class TrackLinker:
 
     def __init__(self):
         # {"frames": [...], "points": FrameStore, "reflexes": array of 4 floats per frame in "frames",
-        #  "centre": c, "size": s}
+        #  "limbus": FrameStore, "centre": c, "size": s}
         self._tracks: list[dict] = []
         self._n = 0
 
@@ -144,15 +145,18 @@ class TrackLinker:
                     matched.add(c)
         for c, face in enumerate(faces):
             if c not in matched:
-                track = {"frames": [], "points": FrameStore((N_LANDMARKS, 3)), "reflexes": array("f")}
+                track = {"frames": [], "points": FrameStore((N_LANDMARKS, 3)), "reflexes": array("f"),
+                         "limbus": FrameStore((2, LIMBUS_POINTS, 2))}
                 self._tracks.append(track)
                 self._extend(track, i, face, boxes[c])
 
     @staticmethod
     def _extend(track: dict, i: int, face: FaceLandmarks, box) -> None:
-        store = track["points"]
-        store.append_fill(i - len(store), np.nan)  # frames where the face was not seen
+        store, limbus = track["points"], track["limbus"]
+        limbus.append_fill(i - len(store), np.nan)  # frames where the face was not seen
+        store.append_fill(i - len(store), np.nan)
         store.append(face.points)
+        limbus.append(np.full((2, LIMBUS_POINTS, 2), np.nan, np.float32) if face.limbus is None else face.limbus)
         track["reflexes"].extend(np.full(4, np.nan) if face.reflexes is None else np.ravel(face.reflexes))
         track["frames"].append(i)
         track["centre"], track["size"] = box
@@ -161,12 +165,13 @@ class TrackLinker:
         """Every track so far, longest first; each covers all frames added (NaN where not seen)."""
         out = []
         for t in sorted(self._tracks, key=lambda t: -len(t["frames"])):
+            t["limbus"].append_fill(self._n - len(t["limbus"]), np.nan)
             t["points"].append_fill(self._n - len(t["points"]), np.nan)
             present = np.zeros(self._n, bool)
             present[t["frames"]] = True
             reflexes = np.full((self._n, 2, 2), np.nan, np.float32)
             reflexes[t["frames"]] = np.frombuffer(t["reflexes"], np.float32).reshape(-1, 2, 2)
-            out.append(Track(points=t["points"], present=present, reflexes=reflexes))
+            out.append(Track(points=t["points"], present=present, reflexes=reflexes, limbus=t["limbus"]))
         return out
 
 

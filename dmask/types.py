@@ -47,6 +47,7 @@ class FaceLandmarks:
     points: np.ndarray  # (478, 3) float32
     confidence: float  # 1.0 for a tracked face; detector score otherwise
     reflexes: np.ndarray | None = None  # (2, 2) float32 corneal reflex per eye (pixels), NaN if none
+    limbus: np.ndarray | None = None  # (2, m, 2) float32 limbus edge points per eye (pixels), NaN-padded
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Track:
     points: np.ndarray  # (n_frames, 478, 3) float32, NaN where missing; an array or a store.FrameStore
     present: np.ndarray  # (n_frames,) bool
     reflexes: np.ndarray | None = None  # (n_frames, 2, 2) float32 corneal reflexes, NaN where none
+    limbus: np.ndarray | None = None  # (n_frames, 2, m, 2) float32 limbus edge points, NaN-padded; or a FrameStore
 
     @property
     def n_frames(self) -> int:

@@ -99,7 +99,7 @@ def test_an_iris_partly_under_the_lids_keeps_its_height_and_size(half_height, dy
     true = (CX + 5.0 + rng.uniform(-0.5, 0.5), CY + dy + rng.uniform(-0.5, 0.5))  # any sub-pixel place
     img = draw_eye(true, half_height=half_height, seed=seed)
     p = face_points((true[0] - 2.5, true[1] - 0.8), half_height=half_height, radius=RADIUS * 1.05)
-    out = refine_eyes(img, p)
+    out, _ = refine_eyes(img, p)
     assert np.abs(centre(out) - true).max() < 0.3  # px
     ring = out[list(topology.IRIS_RING[0]), :2] - out[topology.IRIS_CENTRE[0], :2]
     assert np.linalg.norm(ring, axis=1).mean() == pytest.approx(RADIUS, abs=0.2)
@@ -114,8 +114,9 @@ def test_limbus_circle_through_drawn_edge_points():
     disc = np.hypot((xs + 0.5) / s - 0.5 - true[0], (ys + 0.5) / s - 0.5 - true[1]) < radius
     grey = np.where(disc, 60.0, 220.0).reshape(h, s, w, s).mean(axis=(1, 3)).astype(np.float32)
     opening = np.ones((h, w), np.float32)
-    c, r = limbus_circle(cv2.merge([grey, opening]), true + (1.0, -0.5), radius * 1.1, 0.6)
+    c, r, points = limbus_circle(cv2.merge([grey, opening]), true + (1.0, -0.5), radius * 1.1, 0.6)
     assert np.linalg.norm(c - true) < 0.1 and r == pytest.approx(radius, abs=0.1)
+    assert len(points) >= 40 and np.abs(np.linalg.norm(points - true, axis=1) - radius).max() < 0.4
     opening[:, :34] = 0  # the left arc hidden
     assert limbus_circle(cv2.merge([grey, opening]), true + (1.0, -0.5), radius * 1.1, 0.6) is None
 
@@ -244,13 +245,16 @@ def test_unreliable_lids_keep_mediapipes_points(case):
 
 
 def test_refine_eyes_searches_the_iris_refines_the_lids_then_fits_the_limbus():
-    """The lids returned on their course; the limbus read inside the opening of the straight-line lids."""
+    """The lids returned on their course; the limbus read inside the opening of the straight-line lids,
+    and its edge points returned (in image pixels) with the eye's row of the limbus points."""
     img = draw_eye(TRUE)
     p = face_points(GUESS, radius=RADIUS * 1.05)
     p[list(topology.LID_POINTS[0][:7]), 1] -= 1.5  # MediaPipe's upper lid too high
     lids = refine_lids(img, refine_iris(img, p))
-    shift, scale = limbus_fit(img, refine_lids(img, refine_iris(img, p), course=False), 0)
-    out = refine_eyes(img, p)
+    shift, scale, edge = limbus_fit(img, refine_lids(img, refine_iris(img, p), course=False), 0)
+    out, limbus = refine_eyes(img, p)
+    np.testing.assert_array_equal(limbus[0, : len(edge)], edge)
+    assert np.isnan(limbus[0, len(edge):]).all() and np.abs(np.linalg.norm(edge - TRUE, axis=1) - RADIUS).max() < 0.5
     np.testing.assert_array_equal(out[list(topology.LID_POINTS[0])], lids[list(topology.LID_POINTS[0])])
     np.testing.assert_allclose(centre(out), centre(lids) + shift, atol=1e-4)
     assert 0 < np.abs(shift).max() < 1.0 and scale == pytest.approx(1.0, abs=0.1)

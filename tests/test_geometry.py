@@ -113,3 +113,28 @@ def test_fit_circle_recovers_a_circle_and_survives_degenerate_points():
     # all on one line, or all one point: no exception (callers check the result)
     geometry.fit_circle(np.stack([np.arange(8.0), np.zeros(8)], axis=1), np.array([3.0, 1.0]), 2.0)
     geometry.fit_circle(np.ones((8, 2)), np.array([0.0, 0.0]), 1.0)
+
+
+def test_limbus_centres_places_a_foreshortened_iris_seen_in_part():
+    """The limbus of an eye turned 30 degrees aside and 10 up, seen orthographically, with only the
+    arcs below its centre visible (a lid over the top), each edge point jittered by 0.1 px: the
+    eyeball model's limbus is placed within 0.05 px from a start 1 px off, where a free circle
+    through the same points lands more than 0.5 px low."""
+    rng = np.random.default_rng(0)
+    eyeball, depth, radius = np.array([100.0, 80.0]), 21.0, 11.7
+    g = geometry.gaze_vector(np.array([30.0, 10.0]))
+    centre3 = np.array([*eyeball, 0.0]) + depth * g
+    u = np.cross(g, [0.0, 0.0, 1.0])
+    u /= np.linalg.norm(u)
+    v = np.cross(g, u)
+    angles = np.linspace(0, 2 * np.pi, 96, endpoint=False)
+    ring = centre3 + radius * (np.cos(angles)[:, None] * u + np.sin(angles)[:, None] * v)
+    seen = ring[ring[:, 1] > centre3[1] + 1.0, :2]  # image y grows downward: the lower arcs
+    seen = seen + rng.normal(0, 0.1, seen.shape)
+    start = centre3[:2] + [0.6, -0.8]
+    fitted = geometry.limbus_centres(seen[None], start[None], eyeball[None], np.array([depth]), np.array([radius]))[0]
+    assert np.linalg.norm(fitted - centre3[:2]) < 0.05
+    circle, _ = geometry.fit_circle(seen, start, radius)
+    assert circle[1] - centre3[1] > 0.5
+    assert np.isnan(geometry.limbus_centres(np.full((1, 5, 2), np.nan), start[None], eyeball[None],
+                                            np.array([depth]), np.array([radius]))).all()
