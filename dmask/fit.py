@@ -494,14 +494,17 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
     # pose drawn; the expression against each frame's own.
     head = smooth_pose(pose)
     reflexes = None if track.reflexes is None else np.asarray(track.reflexes[frames], np.float64)
+    # Three rounds: the scale, then the iris on its limbus (which needs the scale and the eyeballs),
+    # then the eyeballs again from that iris.
     iris = read
-    for _ in range(2):
+    for step in range(3):
         corner_centres = eyeball_centres(canthi * mm_per_unit, template) / mm_per_unit
         centres = corner_centres
         if reflexes is not None:
             centres = reflex_centres(centres, iris, reflexes, head, opening >= CLOSED_OPENING, mrd1 * mm_per_unit,
                                      mm_per_unit)
-        iris = limbus_iris(track.limbus, frames, read, centres, head, mm_per_unit)
+        if step:
+            iris = limbus_iris(track.limbus, frames, read, centres, head, mm_per_unit)
         gaze = fit_gaze(iris, head, centres, topology.LIMBUS_DEPTH_MM / mm_per_unit)
         eyeballs = np.broadcast_to(centres - corner_centres, (len(iris), 2, 3)) * mm_per_unit
         mm_per_unit = topology.IRIS_DIAMETER_MM / float(np.median(iris_d[facing_camera(gaze, head)]))
