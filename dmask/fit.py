@@ -247,7 +247,7 @@ def limbus_iris(limbus, frames: np.ndarray, iris: np.ndarray, centres: np.ndarra
     points has a free radius: where a lid hides the top (or bottom) of the limbus it trades size for
     height, and an eye turned from the camera shows a narrower limbus, which it takes for a smaller
     circle further down (on the synthetic clips 0.4-0.8 px, 0.2-0.4 mm, where the model fit leaves
-    0.3 px at most). Frames without points, or whose re-fit moves farther than LIMBUS_MAX_MOVE_MM,
+    0.4 px at most). Frames without points, or whose re-fit moves farther than LIMBUS_MAX_MOVE_MM,
     keep the landmark stage's centre.
     limbus : (n, 2, m, 2) image pixels, NaN-padded (Track.limbus), or None; frames : (f,) the rows of
     limbus; iris : (f, 2, 2) image; centres : (2, 3) or (f, 2, 3) eyeballs, head space.
