@@ -179,21 +179,30 @@ def limbus_centres(points: np.ndarray, start: np.ndarray, eyeball: np.ndarray, d
                    iterations: int = 10) -> np.ndarray:
     """Iris centres (f, 2) whose limbus (``limbus_distance``: the eyeball, its size and the image
     scale known) passes closest to each frame's edge points, by least squares (Gauss-Newton from
-    ``start``). Two unknowns per frame, so arcs seen on one side of the iris only place it as well as a
-    whole ring does, and a foreshortened limbus is not taken for a smaller, shifted circle.
+    ``start``, each frame until its step is under 0.001 px). Two unknowns per frame, so arcs seen on one
+    side of the iris only place it as well as a whole ring does, and a foreshortened limbus is not taken
+    for a smaller, shifted circle.
     points : (f, m, 2) NaN-padded; start, eyeball : (f, 2); depth, radius : (f,) px. Frames with fewer
     than 3 points give NaN."""
     ok = np.isfinite(points).all(axis=-1)  # (f, m)
     pts = np.where(ok[..., None], points, 0.0)
+    depth, radius = np.broadcast_to(depth, len(ok)), np.broadcast_to(radius, len(ok))
     x = np.array(start, dtype=np.float64)
+    active = np.flatnonzero(ok.sum(axis=1) >= 3)  # frames still moving
     h = 1e-3
     for _ in range(iterations):
-        r = np.where(ok, limbus_distance(pts, x, eyeball, depth, radius), 0.0)
-        jac = np.stack([np.where(ok, (limbus_distance(pts, x + h * e, eyeball, depth, radius)
-                                      - limbus_distance(pts, x - h * e, eyeball, depth, radius)) / (2 * h), 0.0)
-                        for e in np.eye(2)], axis=-1)  # (f, m, 2)
-        jtj = np.einsum("fmi,fmj->fij", jac, jac) + 1e-9 * np.eye(2)
-        x = x - np.linalg.solve(jtj, np.einsum("fmi,fm->fi", jac, r)[..., None])[..., 0]
+        if not len(active):
+            break
+        p, w, e, d, rad = pts[active], ok[active], eyeball[active], depth[active], radius[active]
+        r = np.where(w, limbus_distance(p, x[active], e, d, rad), 0.0)
+        jx, jy = (np.where(w, limbus_distance(p, x[active] + h * u, e, d, rad) - r, 0.0) / h
+                  for u in np.eye(2))  # forward differences, (a, m)
+        a, b, c = (jx * jx).sum(1) + 1e-9, (jx * jy).sum(1), (jy * jy).sum(1) + 1e-9
+        gx, gy = (jx * r).sum(1), (jy * r).sum(1)
+        det = a * c - b * b
+        step = np.stack([(c * gx - b * gy) / det, (a * gy - b * gx) / det], axis=1)
+        x[active] -= step
+        active = active[np.abs(step).max(axis=1) >= 1e-3]  # px
     return np.where((ok.sum(axis=1) >= 3)[:, None], x, np.nan)
 
 
