@@ -153,8 +153,9 @@ class TrackLinker:
     @staticmethod
     def _extend(track: dict, i: int, face: FaceLandmarks, box) -> None:
         store, limbus = track["points"], track["limbus"]
-        limbus.append_fill(i - len(store), np.nan)  # frames where the face was not seen
-        store.append_fill(i - len(store), np.nan)
+        gap = i - len(store)  # frames where the face was not seen
+        store.append_fill(gap, np.nan)
+        limbus.append_fill(gap, np.nan)
         store.append(face.points)
         limbus.append(np.full((2, LIMBUS_POINTS, 2), np.nan, np.float32) if face.limbus is None else face.limbus)
         track["reflexes"].extend(np.full(4, np.nan) if face.reflexes is None else np.ravel(face.reflexes))

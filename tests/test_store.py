@@ -1,4 +1,5 @@
-"""Per-frame data on disk (store.FrameStore) and the fit streamed over it: same numbers as in memory."""
+"""Per-frame data on disk (store.FrameStore), the tracks written to it, and the fit streamed over it:
+same numbers as in memory."""
 import dataclasses
 import zipfile
 from fractions import Fraction
@@ -8,11 +9,13 @@ import pytest
 
 import dmask.fit
 from dmask import topology
+from dmask.eyes import LIMBUS_POINTS
 from dmask.fit import fit_track
+from dmask.landmarks import TrackLinker
 from dmask.params import MaskParams, load_params, save_params
 from dmask.store import FrameStore
 from dmask.template import load_template
-from dmask.types import Track
+from dmask.types import FaceLandmarks, Track
 
 TEMPLATE = load_template()
 
@@ -135,3 +138,21 @@ def test_a_full_disk_gives_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(os, "pwrite", full)
     with pytest.raises(OSError, match=f"temporary per-frame data in {tmp_path}.*TMPDIR"):
         store.append(np.zeros(3))
+
+
+def test_track_linker_keeps_each_face_s_limbus_points_by_frame():
+    """A face seen in frames 0 and 2 (lost in 1): its track holds that frame's limbus points where it
+    was seen, NaN where not; a face without points (None) holds NaN."""
+    points = np.zeros((478, 3), np.float32)
+    points[:, :2] = np.random.default_rng(0).uniform(100, 200, (478, 2))
+    limbus = np.full((2, LIMBUS_POINTS, 2), np.nan, np.float32)
+    limbus[0, :5] = [[1.0, 2.0]] * 5
+    linker = TrackLinker()
+    linker.add([FaceLandmarks(points=points, confidence=1.0, limbus=limbus)])
+    linker.add([])
+    linker.add([FaceLandmarks(points=points, confidence=1.0)])
+    (track,) = linker.tracks()
+    got = np.asarray(track.limbus)
+    assert got.shape == (3, 2, LIMBUS_POINTS, 2)
+    np.testing.assert_array_equal(got[0], limbus)
+    assert np.isnan(got[1:]).all()
