@@ -310,9 +310,10 @@ def accuracy(truth: SynthTruth, m) -> dict:
     median |error| over the valid frames of MRD1, MRD2 and fissure height (mm) and of gaze yaw and pitch
     (deg); the deviation error (PD) of the summary (steady fixation, else all frames), horizontal and
     vertical; blink hits, false alarms and misses; nystagmus frequency error (Hz) and relative amplitude
-    error per eye (None where none was imposed or found). Also the gaze per fixation: the largest over
-    the fixations of the |median error| of its valid frames (from FIXATION_SETTLE_S after its saccade),
-    yaw and pitch, where a median over the whole clip can hide one fixation read far off."""
+    error per eye (None where none was imposed or found). Also per fixation: the largest over the
+    fixations of the |median error| of its valid frames (from FIXATION_SETTLE_S after its saccade), of
+    gaze yaw and pitch, MRD1 and fissure height, where a median over the whole clip can hide one
+    fixation read far off."""
     fm, v = m.frames, m.frames.valid
 
     def med(err):
@@ -341,6 +342,8 @@ def accuracy(truth: SynthTruth, m) -> dict:
         "gaze_pitch_deg": med(fm.gaze[..., 1] - truth.gaze[..., 1]),
         "gaze_yaw_worst_fixation_deg": worst(fm.gaze[..., 0] - truth.gaze[..., 0]),
         "gaze_pitch_worst_fixation_deg": worst(fm.gaze[..., 1] - truth.gaze[..., 1]),
+        "mrd1_worst_fixation_mm": worst(fm.mrd1 - truth.mrd1),
+        "fissure_height_worst_fixation_mm": worst(fm.fissure_height - truth.fissure_height),
         "deviation_pd": [None if h is None else abs(h - float(np.median(truth.deviation_pd[:, 0]))),
                          None if vv is None else abs(vv - float(np.median(truth.deviation_pd[:, 1])))],
         "blinks": match_events(truth.blinks, [(b.start, b.end) for b in m.blinks]),
