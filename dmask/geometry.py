@@ -186,9 +186,10 @@ def limbus_centres(points: np.ndarray, start: np.ndarray, eyeball: np.ndarray, d
     than 3 points give NaN."""
     ok = np.isfinite(points).all(axis=-1)  # (f, m)
     pts = np.where(ok[..., None], points, 0.0)
+    enough = ok.sum(axis=1) >= 3
     depth, radius = np.broadcast_to(depth, len(ok)), np.broadcast_to(radius, len(ok))
     x = np.array(start, dtype=np.float64)
-    active = np.flatnonzero(ok.sum(axis=1) >= 3)  # frames still moving
+    active = np.flatnonzero(enough)  # frames still moving
     h = 1e-3
     for _ in range(iterations):
         if not len(active):
@@ -203,7 +204,7 @@ def limbus_centres(points: np.ndarray, start: np.ndarray, eyeball: np.ndarray, d
         step = np.stack([(c * gx - b * gy) / det, (a * gy - b * gx) / det], axis=1)
         x[active] -= step
         active = active[np.abs(step).max(axis=1) >= 1e-3]  # px
-    return np.where((ok.sum(axis=1) >= 3)[:, None], x, np.nan)
+    return np.where(enough[:, None], x, np.nan)
 
 
 def triangle_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
