@@ -305,6 +305,29 @@ VALIDATION_SPECS = {
 }
 
 
+# A second held-out set, written down (at the commit that added it) before any of it was first measured,
+# after v1-v6 had informed the lid search and the lid-course fit (eyes.LID_COURSE_SEARCH, LID_COURSE_FIT):
+# a small vertical squint under a drooping lid, an up-gaze with the head turned far, a chin-up head
+# with both lids low and a smile, a vertical jerk nystagmus with the head bent down, a large squint at
+# 3 px/mm, and a fast small pendular nystagmus under a slight droop.
+HELD_OUT_SPECS = {
+    "v7": SynthSpec(seconds=4.0, head=(7.0, -4.0, 3.0), fixations=((0.0, -8.0, 3.0), (1.8, 9.0, -5.0)),
+                    deviation=(0.0, 2.5), ptosis_mm=(0.0, 1.0),
+                    blinks=(SynthBlink(1.2), SynthBlink(3.0, (0.5, 0.5)))),
+    "v8": SynthSpec(seconds=4.5, head=(-14.0, 5.0, -2.0), fixations=((0.0, 3.0, 7.0), (2.0, -6.0, 10.0)),
+                    deviation=(-5.0, 0.0), blinks=(SynthBlink(3.2),)),
+    "v9": SynthSpec(seconds=4.5, head=(3.0, 10.0, 1.0),
+                    fixations=((0.0, 0.0, -6.0), (1.5, 10.0, 0.0), (3.0, -10.0, 5.0)),
+                    ptosis_mm=(1.8, 1.8), smile_mm=(2.0, 0.0), smile_s=(0.5, 3.0)),
+    "v10": SynthSpec(seconds=4.0, head=(-3.0, -8.0, -3.0), fixations=((0.0, -3.0, 0.0),),
+                     nystagmus=SynthNystagmus(2.0, 2.5, "jerk", "vertical")),
+    "v11": SynthSpec(seconds=4.0, size=640, px_per_mm=3.0, head=(10.0, -2.0, 5.0),
+                     fixations=((0.0, -12.0, -4.0), (2.0, 12.0, 4.0)), deviation=(10.0, -3.0),
+                     ptosis_mm=(0.5, 0.0), blinks=(SynthBlink(1.0, (1.0, 0.7)),)),
+    "v12": SynthSpec(seconds=4.0, head=(-8.0, 2.0, 0.0), fixations=((0.0, -8.0, 4.0),), ptosis_mm=(0.0, 0.6),
+                     nystagmus=SynthNystagmus(4.0, 1.5, "pendular")),
+}
+
 def accuracy(truth: SynthTruth, m) -> dict:
     """Errors of a ``measure.Measurement`` of a synthetic video against its truth, per eye [right, left]:
     median |error| over the valid frames of MRD1, MRD2 and fissure height (mm) and of gaze yaw and pitch
