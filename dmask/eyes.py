@@ -386,14 +386,19 @@ LID_NEAR_STEP = 0.15  # ... this far apart
 LID_OVER_IRIS = 0.7  # columns over the iris out to this, ...
 LID_OVER_STEP = 0.2  # ... this far apart; read only where the sclera shows between iris and lid:
 LID_OVER_MIN_CONTRAST = 20.0  # a step this strong (a lid over the iris meets an edge as dark as itself)
-LID_COURSE_SEARCH = 0.3  # searched this far either side of MediaPipe's lid
+# Each column is searched this far inward and outward of MediaPipe's lid: upper lid, lower lid. MediaPipe
+# sets the upper lid on the lash line or the skin above it when the eye looks up under it (0.5 iris
+# radii above the drawn margin in synth.VALIDATION_SPECS' v1, beside the iris), seldom inside the opening.
+LID_COURSE_SEARCH = ((0.9, 0.3), (0.3, 0.3))
+LID_COURSE_MAX_GAP = 0.5  # the inward search stops at this share of MediaPipe's lid gap in the column
+# (so that the upper lid's search never reaches the lower lid's lashes in a narrow eye)
 # Each point follows a polynomial (degree) fitted to the readings weighted by a Gaussian of their
-# distance along the eye (sigma, iris radii): upper lid, lower lid. MediaPipe's lower lid sinks under the
-# iris, its offset from the edges growing toward the iris from both sides: a parabola follows that
-# over the iris (a line left it 0.4-0.5 mm low in two of the eight eyes of synth.ACCURACY_SPECS). The
-# upper lid's offsets do not curve so, and a parabola overshoots over a covered iris (MRD1 within 0.3 mm
-# in 6 of those 8 eyes instead of 8).
-LID_COURSE_FIT = ((1, 0.6), (2, 0.8))
+# distance along the eye (sigma, iris radii): upper lid, lower lid. MediaPipe's lids bend from the drawn
+# ones over the iris: the lower sinks under it, its offset from the edges growing toward the iris from
+# both sides, and the upper rises over it (MediaPipe's lid arches over the cornea more than the mask's):
+# a line through the readings on either side left the upper lid 0.1-0.4 mm low over the iris and a
+# lower lid 0.4-0.5 mm low (synth.ACCURACY_SPECS and VALIDATION_SPECS).
+LID_COURSE_FIT = ((2, 1.2), (2, 0.8))
 
 
 def refine_lids(image: np.ndarray, points: np.ndarray, course: bool = True) -> np.ndarray:
@@ -427,7 +432,7 @@ def _refined_lids(image: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np
         if not np.isfinite(r) or r < IRIS_MIN_RADIUS_PX or gap < LID_MIN_OPENING * 2 * r:
             continue
         lids = p[list(topology.lid_ring(eye))]
-        reach = (LID_SEARCH + LID_EDGE_STEP) * r + IRIS_EDGE_STEP_MIN_PX + 3
+        reach = (max(LID_SEARCH, np.max(LID_COURSE_SEARCH)) + LID_EDGE_STEP) * r + IRIS_EDGE_STEP_MIN_PX + 3
         crop = _crop(image, lids.min(axis=0) - reach, lids.max(axis=0) + reach)
         if crop is None:
             continue
@@ -452,21 +457,25 @@ def _lid_frame(p: np.ndarray, eye: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     return outer, inner, axis, normal
 
 
-def _edges(grey: np.ndarray, at: np.ndarray, outward: np.ndarray, t: np.ndarray, h: float):
+def _edges(grey: np.ndarray, at: np.ndarray, outward: np.ndarray, t: np.ndarray, h: float,
+           lowest: np.ndarray | None = None):
     """The strongest darkening step outward along each of k lines: at (k, 2) px, outward (k, 2) unit,
-    searched over offsets t (T,) px, each step taken across +-h px. Returns the offsets (k,) placed by a
-    parabola and the grey steps there (k,; -inf where the strongest lies at the end of the search)."""
+    searched over offsets t (T,) px (on line i only those >= lowest[i] when given), each step taken
+    across +-h px. Returns the offsets (k,) placed by a parabola and the grey steps there (k,; -inf
+    where the strongest lies at the end of the search)."""
     tt = np.concatenate([t - h, t + h])  # inner then outer sample of each step
     xy = at[:, None, :] + tt[None, :, None] * outward[:, None, :]  # (k, 2T, 2)
     v = cv2.remap(grey, xy[..., 0].astype(np.float32) - 0.5, xy[..., 1].astype(np.float32) - 0.5,
                   cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     step = v[:, : len(t)] - v[:, len(t):]  # > 0 where it darkens outward
+    if lowest is not None:
+        step = np.where(t[None] >= lowest[:, None], step, -np.inf)
     best = np.argmax(step, axis=1)
     rows = np.arange(len(at))
     strength = step[rows, best]
-    interior = (best > 0) & (best < len(t) - 1)
-    offset = t[best].astype(np.float64)
     b = np.clip(best, 1, len(t) - 2)
+    interior = (best > 0) & (best < len(t) - 1) & np.isfinite(step[rows, b - 1])
+    offset = t[best].astype(np.float64)
     offset += np.where(interior, _parabola_peak(step[rows, b - 1], step[rows, b], step[rows, b + 1]), 0.0) * LID_SAMPLE_PX
     return offset, np.where(interior, strength, -np.inf)
 
@@ -531,14 +540,18 @@ def lid_course(grey: np.ndarray, p: np.ndarray, eye: int, r: float, line: np.nda
     n_up = topology.N_UPPER
     c = p[topology.IRIS_CENTRE[eye]]
     h = max(LID_EDGE_STEP * r, IRIS_EDGE_STEP_MIN_PX)
-    t = np.arange(-LID_COURSE_SEARCH * r, LID_COURSE_SEARCH * r + 1e-9, LID_SAMPLE_PX)
     shifts = np.zeros((len(lid), 2))
-    for rows, sign in ((np.arange(n_up), 1.0), (np.arange(n_up, len(lid)), -1.0)):
-        # MediaPipe's lid, corner to corner, as heights along the normal over positions along the eye.
+    # MediaPipe's lids, corner to corner, as heights along the normal over positions along the eye.
+    curves = []
+    for rows in (np.arange(n_up), np.arange(n_up, len(lid))):
         ring = np.vstack([outer, lid[rows], inner])
         along, height = (ring - c) @ axis, (ring - c) @ normal
         order = np.argsort(along)
-        along, height = along[order], height[order]
+        curves.append((along[order], height[order]))
+    for k, (rows, sign) in enumerate(((np.arange(n_up), 1.0), (np.arange(n_up, len(lid)), -1.0))):
+        along, height = curves[k]
+        inward, outward = LID_COURSE_SEARCH[k]
+        t = np.arange(-inward * r, outward * r + 1e-9, LID_SAMPLE_PX)
         points_along = (lid[rows] - c) @ axis
         columns = np.concatenate([points_along[np.abs(points_along) >= LID_NEAR_IRIS[0] * r] / r,
                                   -_NEAR_COLUMNS, _NEAR_COLUMNS, _OVER_COLUMNS])
@@ -549,7 +562,9 @@ def lid_course(grey: np.ndarray, p: np.ndarray, eye: int, r: float, line: np.nda
         keep = (columns * r >= points_along.min() - 1e-6) & (columns * r <= points_along.max() + 1e-6)
         columns, over = columns[keep], over[keep]
         at = c + columns[:, None] * r * axis + np.interp(columns * r, along, height)[:, None] * normal
-        offset, strength = _edges(grey, at, np.broadcast_to(sign * normal, at.shape), t, h)
+        gap = np.abs(np.interp(columns * r, *curves[0]) - np.interp(columns * r, *curves[1]))
+        offset, strength = _edges(grey, at, np.broadcast_to(sign * normal, at.shape), t, h,
+                                  lowest=-LID_COURSE_MAX_GAP * gap if k == 0 else None)
         # Over the iris, only an edge outside the iris circle (sclera between): the iris's rings are not lids.
         beyond = np.linalg.norm(at + offset[:, None] * sign * normal - c, axis=1) >= r
         found = np.where(over, (strength >= LID_OVER_MIN_CONTRAST) & beyond, strength >= LID_MIN_CONTRAST)

@@ -232,11 +232,17 @@ def fit_gaze(iris: np.ndarray, pose: Pose, centres: np.ndarray, radius: float) -
     space in the pose's units; radius likewise. Returns (f, 2, 2) yaw, pitch degrees.
     """
     c_img = geometry.apply_pose(centres, pose.scale, pose.rotation, pose.translation)  # (f, 2, 3)
-    r_img = pose.scale * radius
-    front = geometry.sphere_front_point(c_img, r_img[:, None], iris)
-    g_img = (front - c_img) / r_img[:, None, None]
+    g_img = (iris_on_eyeball(iris, pose, centres, radius) - c_img) / (pose.scale * radius)[:, None, None]
     g_head = np.einsum("fji,fej->fei", pose.rotation, g_img)
     return geometry.gaze_angles(limit_eccentricity(g_head, MAX_ECCENTRICITY_DEG))
+
+
+def iris_on_eyeball(iris: np.ndarray, pose: Pose, centres: np.ndarray, radius: float) -> np.ndarray:
+    """Image iris centres (f, 2, 2) put at their depth on the eyeball: the point of the sphere of
+    ``radius`` about the eyeball centre ((2, 3) or (f, 2, 3), head space, the pose's units) on the
+    camera's side whose image they are. Returns (f, 2, 3) image space."""
+    c_img = geometry.apply_pose(centres, pose.scale, pose.rotation, pose.translation)
+    return geometry.sphere_front_point(c_img, (pose.scale * radius)[:, None], iris)
 
 
 def limbus_iris(limbus, frames: np.ndarray, iris: np.ndarray, centres: np.ndarray, pose: Pose,

@@ -47,8 +47,8 @@ from pathlib import Path
 import numpy as np
 
 from . import geometry, topology
-from .fit import (CLOSED_OPENING, bilateral_filter, fill_missing, fit_pose, fit_track, lid_opening,
-                  to_head)
+from .fit import (CLOSED_OPENING, bilateral_filter, eyeball_centres, fill_missing, fit_pose, fit_track,
+                  iris_on_eyeball, lid_opening, to_head)
 from .template import Template, canthi_mid, load_template
 from .types import FaceFit, Identity, MaskOptions, Pose, Track
 
@@ -58,6 +58,10 @@ SCHEMA = "dmask-measure/1"
 BLINK_THRESHOLD = 0.5
 # The open-eye reference is this percentile of the lid gap over the usable frames.
 OPEN_PERCENTILE = 80.0
+# ... and the lids must also fall below BLINK_THRESHOLD of how far they open within this long before
+# and after: eyes held wide for a while and then relaxed sink to half the video's usual opening
+# without a blink (lp_d14_blinks.mp4, frames 262-268: 0.49-0.52 between 1.05 and 0.77).
+BLINK_CONTEXT_S = 0.5
 # A blink is complete (full) when the gap closed by at least this share. MediaPipe reads a shut eye
 # at 5-20 % of its open gap, so a stricter bound would call real full blinks incomplete.
 FULL_CLOSURE = 0.75
@@ -423,13 +427,20 @@ def find_blinks(openness: np.ndarray, usable: np.ndarray, times: np.ndarray,
                 threshold: float = BLINK_THRESHOLD) -> list[Blink]:
     """Blink events from per-eye openness (n, 2): runs where the mean of both eyes is below
     ``threshold``, joined across one-frame gaps (eye-aspect-ratio blink detection after Soukupova
-    and Cech, 2016, on the lid gap in mm). usable (n,) bool; times (n,) seconds."""
+    and Cech, 2016, on the lid gap in mm), whose lowest mean is also below ``threshold`` of the
+    lower of the highest means within BLINK_CONTEXT_S before and after the run (of the one side
+    there is at a video's ends). usable (n,) bool; times (n,) seconds."""
     seen = np.isfinite(openness)
     mean = np.where(usable & seen.any(axis=1),
                     np.where(seen, openness, 0).sum(axis=1) / np.maximum(seen.sum(axis=1), 1), np.nan)
     dt = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+    context = int(np.ceil(BLINK_CONTEXT_S / dt)) if dt > 0 else 0
     events = []
     for a, b in runs(mean < threshold, bridge=1):
+        sides = [mean[max(a - context, 0) : a], mean[b + 1 : b + 1 + context]]
+        opened = [float(np.nanmax(x)) for x in sides if np.isfinite(x).any()]
+        if opened and np.nanmin(mean[a : b + 1]) >= threshold * min(opened):
+            continue
         closure = tuple(float(np.clip(1 - np.nanmin(openness[a : b + 1, e]), 0, 1)) for e in range(2))
         duration = float(times[b] - times[a] + dt)
         events.append(Blink(
@@ -815,7 +826,14 @@ def measure_fit(fit: FaceFit, identity: Identity, track: Track, template: Templa
     shapes_obs = to_head(track.points[found], obs_pose) * mm
     shapes = fill_missing(shapes_obs, found)
     mid = canthi_mid(shapes)  # (n, 2, 3)
-    iris = fill_missing(bilateral_filter(shapes_obs[:, list(topology.IRIS_CENTRE)]), found)  # (n, 2, 3)
+    # The iris centre at its depth on the fitted eyeball, not at the landmark stage's depth (MediaPipe
+    # puts it ~2 mm behind the lids where the eyeball model has it ~4 mm behind): MRD1 is a height in
+    # the head's frame, and a head tilted by t shifts a point that is d too deep by d sin t in it (0.2
+    # mm at 6 degrees).
+    centres = eyeball_centres(mid[found], template) + (0.0 if fit.eyeballs is None else fit.eyeballs[found])
+    iris_img = track.points[found][:, list(topology.IRIS_CENTRE), :2].astype(np.float64)
+    iris_obs = to_head(iris_on_eyeball(iris_img, obs_pose, centres / mm, topology.LIMBUS_DEPTH_MM / mm), obs_pose) * mm
+    iris = fill_missing(bilateral_filter(iris_obs), found)  # (n, 2, 3)
 
     metrics = []
     for e in range(2):

@@ -58,6 +58,15 @@ def mask_geometry(fit: FaceFit, i: int, template: Template) -> MaskGeometry:
     drawn = template.drawn_rotation(rot)
     gaze = geometry.gaze_vector(fit.gaze[i]) @ rot.T
     mid = canthi_mid(template.vertices)
+    # The lid margins, like the eyeballs, are placed about their eye's corners in the subject's pose,
+    # not in the pose the head is drawn in: read back in the subject's pose, they stand over the
+    # corners and the iris as the subject's did. (Turned with the head, a margin 5 mm in front of its
+    # corners rose or sank by that depth times the few degrees between the two poses: MRD1 read
+    # 0.1-0.5 mm high on the synthetic clips, from exact landmarks.)
+    turn = drawn.T @ rot
+    for e in range(2):
+        lid = list(topology.LID_POINTS[e])
+        v[lid] = mid[e] + (v[lid] - mid[e]) @ turn.T
     centres = template.eye_centres() - mid + (0.0 if fit.eyeballs is None else fit.eyeballs[i])
     return MaskGeometry(
         vertices=geometry.apply_pose(v, s, drawn, t),

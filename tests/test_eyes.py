@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from dmask import topology
+from dmask import eyes, topology
 from dmask.eyes import (IRIS_MAX_SHIFT, corneal_reflexes, limbus_circle, limbus_fit, refine_eyes, refine_iris,
                         refine_lids)
 
@@ -22,11 +22,12 @@ def lid_points(half_height: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def draw_eye(iris_centre, half_height=10.0, radius=RADIUS, noise=3.0, glare=False, flat=False, seed=0,
-             catch=(2.0, -2.0), skin_spot=None):
+             catch=(2.0, -2.0), skin_spot=None, lower_lashes=False):
     """An RGB eye: skin, a white sclera inside the lids, a dark iris (radius px) with a pupil and a
     catchlight (a corneal reflex of radius 1.2 px at ``catch`` from the iris centre; None: none),
     slightly blurred and noisy. ``skin_spot``: a white spot of the same size on the skin at that image
-    point. Drawn at 4x and averaged (anti-aliased edges)."""
+    point; ``lower_lashes``: a dark band 1.5 px wide under the lower lid. Drawn at 4x and averaged
+    (anti-aliased edges)."""
     if flat:
         return np.full((H, W, 3), 128, np.uint8)
     s = 4
@@ -45,6 +46,9 @@ def draw_eye(iris_centre, half_height=10.0, radius=RADIUS, noise=3.0, glare=Fals
         eye = np.where(spot[..., None], (250, 250, 250), eye)
     if glare:
         eye = np.where((d < radius * 1.2)[..., None], (255, 255, 255), eye)
+    if lower_lashes:
+        band = (np.abs(x - CX) < HALF_WIDTH) & (y >= CY + bulge) & (y < CY + bulge + 1.5)
+        img = np.where(band[..., None], (40, 30, 25), img)
     img = np.where(opening[..., None], eye, img)
     if skin_spot is not None:
         img = np.where((np.hypot(x - skin_spot[0], y - skin_spot[1]) < 1.2)[..., None], 250.0, img)
@@ -220,6 +224,36 @@ def test_a_lid_bent_over_a_covered_iris_follows_its_edges_beside_it(seed):
     line = np.abs(lid_error(refine_lids(img, p, course=False), hh))
     assert course.max() < 0.5, course.round(2)
     assert line[:7].max() > 0.9, line.round(2)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_an_upper_lid_read_half_an_iris_radius_high_comes_down_to_the_margin(seed):
+    """MediaPipe's upper lid 5.5 px (half the iris radius) above the margin, on the skin, as it reads
+    an eye looking up under its lid: the columns beside the iris reach the margin and every point lands
+    within 0.5 px of it (searched only 0.3 radii inward, as before, the lid stays over 1.5 px high)."""
+    hh, radius, iris = 9.0, 11.0, (CX - 3.0, CY - 2.0)
+    img = draw_eye(iris, half_height=hh, radius=radius, seed=seed)
+    p = face_points(iris, half_height=hh, radius=radius)
+    p[list(topology.LID_POINTS[0][:7]), 1] -= 5.5
+    assert np.abs(lid_error(refine_lids(img, p), hh))[:7].max() < 0.5
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(eyes, "LID_COURSE_SEARCH", ((0.3, 0.3), eyes.LID_COURSE_SEARCH[1]))
+        assert np.abs(lid_error(refine_lids(img, p), hh))[:7].max() > 1.5
+
+
+def test_the_upper_lid_search_stops_short_of_the_lower_lashes_in_a_narrow_eye():
+    """In a narrow eye with dark lashes under the lower lid, the skin-to-lash step below the lower lid
+    is stronger than the upper margin's: the upper lid's inward search stops halfway across the opening
+    and the lids stay on their margins (searched the full LID_COURSE_SEARCH, the upper lid's points
+    near the corners jump onto the lower lashes)."""
+    hh, radius, iris = 5.0, 11.0, (CX, CY)
+    img = draw_eye(iris, half_height=hh, radius=radius, lower_lashes=True)
+    p = face_points(iris, half_height=hh, radius=radius)
+    error = np.abs(lid_error(refine_lids(img, p), hh))
+    assert error[:7].max() < 0.5 and error.max() < 0.7, error.round(2)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(eyes, "LID_COURSE_MAX_GAP", 10.0)
+        assert np.abs(lid_error(refine_lids(img, p), hh))[:7].max() > 3.0
 
 
 def test_lids_keep_their_corners_and_x():

@@ -91,6 +91,30 @@ def test_mask_geometry_puts_the_eyes_where_the_gaze_says():
     assert geo.eye_radius == pytest.approx(2.0 * topology.EYEBALL_RADIUS_MM)
 
 
+def test_the_lids_stand_over_the_corners_in_the_subjects_pose():
+    """The head is drawn in a pose (``Template.drawn_rotation``) a few degrees from the subject's, so
+    that the landmark stage reads the subject's; the eyeballs and the lid margins are placed about the
+    eye corners in the subject's pose: in the image each lid point stands off its corners' midpoint as
+    the head-space face turned by the subject's pose puts it. (Turned with the drawn head, the margins,
+    ~5 mm in front of their corners, would stand up to 0.2 mm higher or lower.)"""
+    from dataclasses import replace
+
+    from dmask.synth import SynthSpec, synth_fit
+
+    template = replace(TEMPLATE, pose_gain=np.diag([0.85, 0.85, 0.98]), pose_offset=np.array([0.04, 0.01, 0.0]))
+    fit = synth_fit(SynthSpec(seconds=1 / 30, head=(10.0, 8.0, 3.0), ptosis_mm=(1.0, 0.0)), template)
+    geo = mask_geometry(fit, 0, template)
+    s, rot, t = fit.pose.scale[0], fit.pose.rotation[0], fit.pose.translation[0]
+    mid = canthi_mid(TEMPLATE.vertices)
+    corners = geometry.apply_pose(mid, s, geo.rotation, t)  # drawn with the head
+    shape = head_shape(fit, 0, template)
+    for e in range(2):
+        lid = list(topology.LID_POINTS[e])
+        np.testing.assert_allclose(geo.vertices[lid] - corners[e], s * (shape[lid] - mid[e]) @ rot.T, atol=1e-6)
+        with_head = s * (shape[lid] - mid[e]) @ geo.rotation.T
+        assert np.abs(with_head - s * (shape[lid] - mid[e]) @ rot.T)[:, 1].max() / s > 0.1
+
+
 def test_a_clip_that_always_smiles_keeps_its_smile_on_the_mask():
     """With no neutral frame at all, the smile must not become the 'neutral' and vanish."""
     smile = TEMPLATE.vertices.copy()

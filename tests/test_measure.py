@@ -84,6 +84,19 @@ def test_find_blinks_completeness_and_asymmetry():
     assert b[0].duration_s == pytest.approx(4 / 30)
 
 
+
+def test_eyes_relaxing_after_a_wide_stare_are_not_a_blink():
+    """Eyes held wide (1.05 of the usual opening), then relaxed to 0.77 through a few frames at
+    0.48, as lp_d14_blinks.mp4 does (frames 262-268): below half the video's usual opening but not
+    below half of the opening on either side, so no blink; a blink in the relaxed eyes still is one."""
+    t = np.arange(120) / 30
+    op = np.full((120, 2), 0.77)
+    op[:40] = 1.05
+    op[40:47] = 0.48
+    op[90:93] = 0.1
+    b = find_blinks(op, np.ones(120, bool), t)
+    assert [(x.start, x.end) for x in b] == [(90, 92)]
+
 def _trace(f, amp_pp, fps=30.0, seconds=4.0, jerk=False, noise=0.0, seed=0):
     t = np.arange(int(seconds * fps)) / fps
     if jerk:
@@ -126,6 +139,25 @@ def test_low_frame_rate_is_reported_against_the_nystagmus_frequency():
 
 # --- exact landmarks: fit + measure alone -------------------------------------------------------
 
+
+
+def test_mrd1_does_not_hang_on_the_landmarks_iris_depth():
+    """MediaPipe's iris centre carries a depth of its own (on the mask ~2 mm behind the lids, where the
+    eyeball has it ~4 mm): MRD1 takes the iris at its depth on the fitted eyeball, so with the head
+    tilted 10 degrees the landmarks' iris pushed 2 mm deeper leaves MRD1 as it was (taken at the
+    landmarks' depth it moved by ~2 sin 10 = 0.35 mm)."""
+    from dmask.topology import IRIS_CENTRE, IRIS_RING
+
+    spec = SynthSpec(seconds=1.0, head=(5.0, 10.0, 0.0), fixations=((0.0, 4.0, 3.0),))
+    track, truth = synth_track(spec)
+    deeper = np.array(track.points, copy=True)
+    for e in range(2):
+        deeper[:, [IRIS_CENTRE[e], *IRIS_RING[e]], 2] += 2.0 * spec.px_per_mm
+    m = measure_track(dataclasses.replace(track, points=deeper), truth.times)
+    v = m.frames.valid
+    assert v.mean() > 0.9
+    np.testing.assert_allclose(m.frames.mrd1[v], truth.mrd1[v], atol=0.02)
+    np.testing.assert_allclose(m.frames.mrd2[v], truth.mrd2[v], atol=0.02)
 
 @pytest.fixture(scope="module")
 def exact():
