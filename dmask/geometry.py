@@ -109,6 +109,24 @@ def euler_from_rotation(rot: np.ndarray) -> np.ndarray:
     return np.stack([yaw, pitch, roll], axis=-1)
 
 
+
+def grid_interpolate(axes, values: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Multilinear interpolation of ``values`` (n1, ..., nd, ...) given on the grid of ``axes`` (d
+    increasing 1-D arrays) at ``points`` (..., d); points outside the grid take its edge values.
+    Returns (..., values.shape[d:])."""
+    points = np.asarray(points, float)
+    out = np.zeros(points.shape[:-1] + values.shape[len(axes):])
+    lo, frac = [], []
+    for k, ax in enumerate(axes):
+        x = np.clip(points[..., k], ax[0], ax[-1])
+        i = np.clip(np.searchsorted(ax, x, side="right") - 1, 0, len(ax) - 2)
+        lo.append(i)
+        frac.append((x - ax[i]) / (ax[i + 1] - ax[i]))
+    for corner in np.ndindex(*(2,) * len(axes)):
+        w = np.prod([f if c else 1 - f for f, c in zip(frac, corner)], axis=0)
+        out += w.reshape(w.shape + (1,) * (values.ndim - len(axes))) * values[tuple(i + c for i, c in zip(lo, corner))]
+    return out
+
 def gaze_vector(yaw_pitch: np.ndarray) -> np.ndarray:
     """(..., 2) yaw, pitch degrees -> (..., 3) unit directions in head space (z forward)."""
     yaw, pitch = np.radians(yaw_pitch[..., 0]), np.radians(yaw_pitch[..., 1])

@@ -18,6 +18,8 @@ from . import geometry
 from .topology import BROWS, EYE_CORNERS, EYEBALL_RADIUS_MM, INNER_CORNER, IRIS_CENTRE, OUTER_CORNER
 
 ASSET = "template.npz"
+# The grid of Template.pose_correction: head yaw, pitch and roll (degrees) to be read.
+POSE_TABLE_AXES = (np.arange(-20.0, 20.1, 5.0), np.arange(-12.0, 12.1, 4.0), np.array([-8.0, 0.0, 8.0]))
 
 
 @dataclass(frozen=True)
@@ -32,15 +34,24 @@ class Template:
     corner_offsets: np.ndarray
     # How the landmark stage reads the rendered template's head rotation (tools/calibrate_template.py):
     # read = pose_gain @ drawn + pose_offset, rotations as axis-angle vectors (radians) relative to
-    # the frontal pose. It reads the template's turns 11-15 % short and its pitch ~2 degrees down.
+    # the frontal pose. It reads the template's turns 11-17 % short and its pitch ~2 degrees down.
     pose_gain: np.ndarray  # (3, 3)
     pose_offset: np.ndarray  # (3,)
+    # What that line leaves (0.6 degrees rms, up to 2, and uneven from pose to pose): a correction to
+    # the drawn rotation's axis-angle vector (radians), (Y, P, R, 3), on a grid of the rotations to be
+    # read (POSE_TABLE_AXES: yaw, pitch, roll degrees), interpolated between its nodes and held
+    # beyond them. None: not calibrated.
+    pose_correction: np.ndarray | None = None
 
     def drawn_rotation(self, rotation: np.ndarray) -> np.ndarray:
         """The head rotation (..., 3, 3) at which to draw the template so that the landmark stage reads
-        ``rotation``: the inverse of its calibrated reading (``pose_gain``, ``pose_offset``)."""
+        ``rotation``: the inverse of its calibrated reading (``pose_gain``, ``pose_offset``), corrected
+        by ``pose_correction``."""
         v = geometry.rotation_to_vector(geometry.FRONTAL @ rotation)
         drawn = np.linalg.solve(self.pose_gain, (v - self.pose_offset)[..., None])[..., 0]
+        if self.pose_correction is not None:
+            drawn = drawn + geometry.grid_interpolate(POSE_TABLE_AXES, self.pose_correction,
+                                                      geometry.euler_from_rotation(rotation))
         return geometry.FRONTAL @ geometry.vector_to_rotation(drawn)
 
     def landmarks(self) -> np.ndarray:
@@ -107,6 +118,7 @@ def template_from(data) -> Template:
         else np.zeros((len(EYE_CORNERS), 3)),
         pose_gain=np.asarray(data["pose_gain"], np.float64) if "pose_gain" in data else np.eye(3),
         pose_offset=np.asarray(data["pose_offset"], np.float64) if "pose_offset" in data else np.zeros(3),
+        pose_correction=np.asarray(data["pose_correction"], np.float64) if "pose_correction" in data else None,
     )
 
 

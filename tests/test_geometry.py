@@ -138,3 +138,13 @@ def test_limbus_centres_places_a_foreshortened_iris_seen_in_part():
     assert circle[1] - centre3[1] > 0.5
     assert np.isnan(geometry.limbus_centres(np.full((1, 5, 2), np.nan), start[None], eyeball[None],
                                             np.array([depth]), np.array([radius]))).all()
+
+
+def test_grid_interpolate_is_multilinear_and_holds_its_edges():
+    axes = (np.array([0.0, 1.0, 3.0]), np.array([-1.0, 1.0]))
+    values = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1) @ np.array([[2.0, 1.0], [-1.0, 0.5]])  # linear
+    points = np.array([[0.5, 0.0], [2.0, 0.3], [1.0, -1.0]])
+    np.testing.assert_allclose(geometry.grid_interpolate(axes, values, points),
+                               points @ np.array([[2.0, 1.0], [-1.0, 0.5]]), atol=1e-12)
+    np.testing.assert_allclose(geometry.grid_interpolate(axes, values, np.array([[5.0, -4.0]])),
+                               geometry.grid_interpolate(axes, values, np.array([[3.0, -1.0]])))

@@ -56,13 +56,17 @@ def read_head_pose(template, head, tmp_path) -> np.ndarray:
     return geometry.euler_from_rotation(fit_pose(points, TEMPLATE.landmarks()).rotation).mean(axis=0)
 
 
-@pytest.mark.parametrize("head", [(11.0, -7.0, 3.0), (-5.0, 6.0, -2.0)])
+@pytest.mark.parametrize("head", [(11.0, -7.0, 3.0), (-5.0, 6.0, -2.0), (3.0, 10.0, 1.0)])
 def test_the_rendered_template_is_read_in_the_head_pose_it_was_given(head, tmp_path):
-    """Poses between those of the calibration grid. Drawn as the pose asks, without the calibrated
-    correction, the landmark stage reads the turns short and the head tilted down by about 2 degrees
-    (measured: mean error 1.2 and 1.9 degrees over the three angles). The correction is linear, the
-    reading not quite: it stays within about 1 degree, 1.5 near 6 degrees of pitch."""
+    """Poses between the nodes of both calibration grids. Drawn as the pose asks, without the
+    calibration, the landmark stage reads the turns short and the head tilted down by about 2 degrees
+    (measured: mean error 1.2 and 1.9 degrees over the three angles); through the linear model alone
+    it is off by up to 1.1 degrees (mean 0.3-0.7), and with the table's correction within 0.4 (mean
+    0.1-0.2)."""
     err = np.abs(read_head_pose(TEMPLATE, head, tmp_path) - head)
-    uncorrected = np.abs(read_head_pose(replace(TEMPLATE, pose_gain=np.eye(3), pose_offset=np.zeros(3)), head, tmp_path) - head)
-    assert err.mean() < 0.75 and err.max() < 2.0, err.round(2)
+    linear = np.abs(read_head_pose(replace(TEMPLATE, pose_correction=None), head, tmp_path) - head)
+    uncorrected = np.abs(read_head_pose(replace(TEMPLATE, pose_gain=np.eye(3), pose_offset=np.zeros(3),
+                                                pose_correction=None), head, tmp_path) - head)
+    assert err.max() < 0.6, err.round(2)
+    assert linear.mean() > 1.5 * err.mean(), (linear.round(2), err.round(2))
     assert uncorrected.mean() > 2 * err.mean(), (uncorrected.round(2), err.round(2))

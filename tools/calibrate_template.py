@@ -7,9 +7,12 @@ Renders the template (through the real renderer and H.264), runs dmask's landmar
 (MediaPipe, then the eyes' pixel refinement) and compares what it reports with what was drawn:
 
 * the head pose: the template is drawn in a grid of head turns, tilts and rolls, and its pose is read
-  as the fit reads it (``fit.fit_pose`` against ``Template.landmarks``). The reading is linear in the
-  drawn rotation (axis-angle vectors): read = gain @ drawn + offset, stored as ``pose_gain`` and
+  as the fit reads it (``fit.fit_pose`` against ``Template.landmarks``). The reading is nearly linear
+  in the drawn rotation (axis-angle vectors): read = gain @ drawn + offset, stored as ``pose_gain`` and
   ``pose_offset``; ``Template.drawn_rotation`` inverts it, so a mask is read in the pose it was given.
+  What the line leaves is then taken out node by node on a finer grid (``template.POSE_TABLE_AXES``):
+  drawn through the current model, each node's reading error, taken back through the gain, is
+  subtracted from ``pose_correction`` there, TABLE_ROUNDS times.
 * the eye corners: with the head turned and tilted and the eyes looking about, each corner reported is
   taken back into head space with the known pose; the mean offset from the vertex is stored as
   ``corner_offsets`` (``Template.landmarks``). The synthetic lids are given relative to the corners as
@@ -35,7 +38,7 @@ from dmask import geometry, synth  # noqa: E402
 from dmask.fit import fit_pose  # noqa: E402
 from dmask.landmarks import LandmarkTracker  # noqa: E402
 from dmask.pipeline import render_params  # noqa: E402
-from dmask.template import ASSET, Template, template_from  # noqa: E402
+from dmask.template import ASSET, POSE_TABLE_AXES, Template, template_from  # noqa: E402
 from dmask.topology import EYE_CORNERS  # noqa: E402
 from dmask.types import MaskOptions, Pose  # noqa: E402
 from dmask.video import iter_frames  # noqa: E402
@@ -48,6 +51,7 @@ FIXATIONS = ((0.0, 0.0, 0.0), (0.6, 10.0, 0.0), (1.2, -10.0, 0.0), (1.8, 0.0, 6.
 POSE_GRID = tuple((y, p, r) for y in (-16.0, -8.0, 0.0, 8.0, 16.0) for p in (-10.0, 0.0, 10.0) for r in (-6.0, 0.0, 6.0))
 POSE_HOLD, POSE_SETTLE = 5, 2
 ROUNDS = 2
+TABLE_ROUNDS = 2
 
 
 def rotation_vectors(rotation: np.ndarray) -> np.ndarray:
@@ -55,11 +59,12 @@ def rotation_vectors(rotation: np.ndarray) -> np.ndarray:
     return geometry.rotation_to_vector(geometry.FRONTAL @ rotation)
 
 
-def read_pose(template: Template, workdir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(gain (3, 3), offset (3,)) of the head rotation read against the rotation asked for."""
-    spec = synth.SynthSpec(seconds=len(POSE_GRID) * POSE_HOLD / synth.SynthSpec.fps)
+def read_grid(template: Template, grid, workdir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The template drawn (through its pose model) at each (yaw, pitch, roll) of ``grid`` for POSE_HOLD
+    frames: (asked, read) rotations (k, 3, 3) of the frames read after POSE_SETTLE."""
+    spec = synth.SynthSpec(seconds=len(grid) * POSE_HOLD / synth.SynthSpec.fps)
     fit = synth.synth_fit(spec, template)
-    asked = np.repeat(np.stack([synth.head_rotation(*h) for h in POSE_GRID]), POSE_HOLD, axis=0)
+    asked = np.repeat(np.stack([synth.head_rotation(*h) for h in grid]), POSE_HOLD, axis=0)
     centre = np.array([spec.size / 2, spec.size / 2, 0.0])
     trans = centre - spec.px_per_mm * np.einsum("fij,j->fi", asked, synth.FACE_CENTRE_MM)
     fit = replace(fit, pose=Pose(scale=fit.pose.scale, rotation=asked, translation=trans))
@@ -72,11 +77,31 @@ def read_pose(template: Template, workdir: Path) -> tuple[np.ndarray, np.ndarray
             if faces and i % POSE_HOLD >= POSE_SETTLE:
                 got.append(fit_pose(faces[0].points[None].astype(np.float64), reference).rotation[0])
                 want.append(asked[i])
+    return np.array(want), np.array(got)
+
+
+def read_pose(template: Template, workdir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(gain (3, 3), offset (3,)) of the head rotation read against the rotation drawn."""
+    want, got = read_grid(template, POSE_GRID, workdir)
     # Against the rotation actually drawn (asked for, through the current reading model).
-    drawn = rotation_vectors(template.drawn_rotation(np.array(want)))
+    drawn = rotation_vectors(template.drawn_rotation(want))
     design = np.column_stack([drawn, np.ones(len(drawn))])
-    coef, *_ = np.linalg.lstsq(design, rotation_vectors(np.array(got)), rcond=None)
+    coef, *_ = np.linalg.lstsq(design, rotation_vectors(got), rcond=None)
     return coef[:3].T, coef[3]
+
+
+def correct_pose(template: Template, workdir: Path) -> tuple[np.ndarray, float]:
+    """``pose_correction`` less each node's mean reading error (axis-angle) through the gain, and the
+    rms error (degrees) before it."""
+    axes = POSE_TABLE_AXES
+    grid = [(y, p, r) for y in axes[0] for p in axes[1] for r in axes[2]]
+    want, got = read_grid(template, grid, workdir)
+    error = rotation_vectors(got) - rotation_vectors(want)
+    node = np.array([grid.index(tuple(e)) for e in np.round(geometry.euler_from_rotation(want), 6)])
+    mean = np.stack([error[node == k].mean(axis=0) for k in range(len(grid))])
+    step = np.linalg.solve(template.pose_gain, mean[..., None])[..., 0].reshape(*map(len, axes), 3)
+    table = np.zeros_like(step) if template.pose_correction is None else template.pose_correction
+    return table - step, float(np.degrees(np.sqrt((error ** 2).sum(axis=1).mean())))
 
 
 def read_offsets(template: Template, workdir: Path) -> np.ndarray:
@@ -107,18 +132,27 @@ def main() -> int:
     path = ROOT / "dmask" / "assets" / ASSET
     with np.load(path) as data:
         arrays = {k: data[k] for k in data.files}
-    template = replace(template_from(arrays), pose_gain=np.eye(3), pose_offset=np.zeros(3))
+    template = replace(template_from(arrays), pose_gain=np.eye(3), pose_offset=np.zeros(3), pose_correction=None)
+    rms = []
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(ROUNDS):
             gain, offset = read_pose(template, Path(tmp))
             template = replace(template, pose_gain=gain, pose_offset=offset)
             template = replace(template, corner_offsets=read_offsets(template, Path(tmp)))
+        for _ in range(TABLE_ROUNDS):
+            table, before = correct_pose(template, Path(tmp))
+            template = replace(template, pose_correction=table)
+            rms.append(before)
+        rms.append(correct_pose(template, Path(tmp))[1])
     arrays["pose_gain"] = template.pose_gain.astype(np.float32)
     arrays["pose_offset"] = template.pose_offset.astype(np.float32)
+    arrays["pose_correction"] = template.pose_correction.astype(np.float32)
     arrays["corner_offsets"] = template.corner_offsets.astype(np.float32)
     np.savez_compressed(path, **arrays)
     print(f"head pose read = gain @ drawn + offset (axis-angle, rad):\n{template.pose_gain.round(3)}\n"
           f"{template.pose_offset.round(4)}\n"
+          f"reading error on the table's grid (rms degrees), the line alone then after each round: "
+          f"{np.round(rms, 2).tolist()}\n"
           f"corner offsets (mm; outer R, outer L, inner R, inner L):\n{template.corner_offsets.round(2)}\n"
           f"written to {path}")
     return 0
