@@ -124,7 +124,8 @@ def grid_interpolate(axes, values: np.ndarray, points: np.ndarray) -> np.ndarray
         frac.append((x - ax[i]) / (ax[i + 1] - ax[i]))
     for corner in np.ndindex(*(2,) * len(axes)):
         w = np.prod([f if c else 1 - f for f, c in zip(frac, corner)], axis=0)
-        out += w.reshape(w.shape + (1,) * (values.ndim - len(axes))) * values[tuple(i + c for i, c in zip(lo, corner))]
+        node = values[tuple(i + c for i, c in zip(lo, corner))]
+        out += w.reshape(w.shape + (1,) * (values.ndim - len(axes))) * node
     return out
 
 def gaze_vector(yaw_pitch: np.ndarray) -> np.ndarray:

@@ -434,7 +434,7 @@ def find_blinks(openness: np.ndarray, usable: np.ndarray, times: np.ndarray,
     mean = np.where(usable & seen.any(axis=1),
                     np.where(seen, openness, 0).sum(axis=1) / np.maximum(seen.sum(axis=1), 1), np.nan)
     dt = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
-    context = int(np.ceil(BLINK_CONTEXT_S / dt)) if dt > 0 else 0
+    context = int(np.ceil(BLINK_CONTEXT_S / dt - 1e-6)) if dt > 0 else 0
     events = []
     for a, b in runs(mean < threshold, bridge=1):
         sides = [mean[max(a - context, 0) : a], mean[b + 1 : b + 1 + context]]
@@ -829,10 +829,12 @@ def measure_fit(fit: FaceFit, identity: Identity, track: Track, template: Templa
     # The iris centre at its depth on the fitted eyeball, not at the landmark stage's depth (MediaPipe
     # puts it ~2 mm behind the lids where the eyeball model has it ~4 mm behind): MRD1 is a height in
     # the head's frame, and a head tilted by t shifts a point that is d too deep by d sin t in it (0.2
-    # mm at 6 degrees).
+    # mm at 6 degrees). Only the depth is taken: an iris seen beyond the model's outline stays where seen.
     centres = eyeball_centres(mid[found], template) + (0.0 if fit.eyeballs is None else fit.eyeballs[found])
     iris_img = track.points[found][:, list(topology.IRIS_CENTRE), :2].astype(np.float64)
-    iris_obs = to_head(iris_on_eyeball(iris_img, obs_pose, centres / mm, topology.LIMBUS_DEPTH_MM / mm), obs_pose) * mm
+    lifted = iris_on_eyeball(iris_img, obs_pose, centres / mm, topology.LIMBUS_DEPTH_MM / mm)
+    lifted[..., :2] = iris_img
+    iris_obs = to_head(lifted, obs_pose) * mm
     iris = fill_missing(bilateral_filter(iris_obs), found)  # (n, 2, 3)
 
     metrics = []
@@ -862,7 +864,7 @@ def measure_fit(fit: FaceFit, identity: Identity, track: Track, template: Templa
     blinks = find_blinks(np.where(usable[:, None], openness, np.nan), usable, times) if n > 1 else []
     blink_no = np.zeros(n, int)
     near_blink = np.zeros(n, bool)
-    guard = int(np.ceil(BLINK_GUARD_S * fps)) if fps else 0
+    guard = int(np.ceil(BLINK_GUARD_S * fps - 1e-6)) if fps else 0  # 3 frames at 30 fps, not 4
     for j, b in enumerate(blinks, 1):
         blink_no[b.start : b.end + 1] = j
         near_blink[max(b.start - guard, 0) : b.end + guard + 1] = True

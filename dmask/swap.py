@@ -62,7 +62,7 @@ def mask_geometry(fit: FaceFit, i: int, template: Template) -> MaskGeometry:
     # not in the pose the head is drawn in: read back in the subject's pose, they stand over the
     # corners and the iris as the subject's did. (Turned with the head, a margin 5 mm in front of its
     # corners rose or sank by that depth times the few degrees between the two poses: MRD1 read
-    # 0.1-0.5 mm high on the synthetic clips, from exact landmarks.)
+    # 0.14-0.47 mm high on the synthetic clips, from exact landmark positions.)
     turn = drawn.T @ rot
     for e in range(2):
         lid = list(topology.LID_POINTS[e])

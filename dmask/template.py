@@ -34,10 +34,10 @@ class Template:
     corner_offsets: np.ndarray
     # How the landmark stage reads the rendered template's head rotation (tools/calibrate_template.py):
     # read = pose_gain @ drawn + pose_offset, rotations as axis-angle vectors (radians) relative to
-    # the frontal pose. It reads the template's turns 11-17 % short and its pitch ~2 degrees down.
+    # the frontal pose. It reads the template's turns 11-16 % short and its pitch ~2 degrees down.
     pose_gain: np.ndarray  # (3, 3)
     pose_offset: np.ndarray  # (3,)
-    # What that line leaves (0.6 degrees rms, up to 2, and uneven from pose to pose): a correction to
+    # What that line leaves (0.3-0.6 degrees rms per angle, up to 2.3, uneven from pose to pose): a correction to
     # the drawn rotation's axis-angle vector (radians), (Y, P, R, 3), on a grid of the rotations to be
     # read (POSE_TABLE_AXES: yaw, pitch, roll degrees), interpolated between its nodes and held
     # beyond them. None: not calibrated.
@@ -57,7 +57,7 @@ class Template:
     def landmarks(self) -> np.ndarray:
         """(478, 3) the template as the landmark stage reports it: the vertices, with the eye corners
         where MediaPipe places them on the rendered template. MediaPipe's corners follow only about a
-        tenth of a moved drawn corner and sit 0.4-1.6 mm from where the template draws them; the
+        tenth of a moved drawn corner and sit 0.3-1.6 mm from where the template draws them; the
         fit anchors eyeballs and lids on the corners it reads, so the template's own corners are taken
         as read, and a mask is then measured as it was drawn."""
         return with_corner_offsets(self.vertices, self.corner_offsets)

@@ -11,15 +11,14 @@ Three levels of truth:
 The issue's numeric bars on rendered videos, each a median over the clip per eye: blink events F1 >=
 0.95, nystagmus frequency within 0.2 Hz and amplitude within 25%, each eye's gaze (yaw and pitch)
 within 2 deg, the deviation (horizontal and vertical) within 2 PD, and MRD1 and fissure height within
-0.3 mm are asserted. Median errors on the four accuracy clips: MRD1 0.03-0.28 mm, fissure height
-0.02-0.22 mm, yaw 0.11-0.60 deg, pitch 0.33-1.52 deg, horizontal deviation 0.04-0.30 PD, vertical
-0.01-0.36 PD, nystagmus amplitude -18% to +3% (``python tools/synth_accuracy.py``). Not asserted, and
-not met: every single fixation within the bars (the last fixation of "exo" 2.3 deg off in pitch in
-both eyes; MRD1 up to 0.60 mm off in one fixation), and the six held-out clips
-(``synth.VALIDATION_SPECS``), where the eye looking up under a lowered lid is read worse (MRD1 up to
-0.96 mm, pitch up to 2.4 deg). On exact landmarks every value comes back exact,
-so the error is the reading of the rendered eye: a 2-degree nystagmus moves the iris by less than a
-pixel, which the H.264 file keeps 90-95% of.
+0.3 mm are asserted. Median errors on the four accuracy clips: MRD1 0.02-0.23 mm, fissure height
+0.03-0.24 mm, yaw 0.12-0.54 deg, pitch 0.14-1.19 deg, horizontal deviation 0.04-0.46 PD, vertical
+0.04-0.66 PD, nystagmus amplitude -9% to +2% (``python tools/synth_accuracy.py``). Not asserted:
+every single fixation within the bars (met but for MRD1 in one eye: "exo"'s left, 0.51 mm off in one
+fixation), nor the twelve further clips (``synth.VALIDATION_SPECS`` and the held-out
+``synth.HELD_OUT_SPECS``), where a few eyes miss a bar (README). On exact landmarks every value comes
+back exact, so the error is the reading of the rendered eye: a 2-degree nystagmus moves the iris by
+less than a pixel, which the H.264 file keeps 90-95% of.
 """
 import csv
 import dataclasses
@@ -96,6 +95,17 @@ def test_eyes_relaxing_after_a_wide_stare_are_not_a_blink():
     op[90:93] = 0.1
     b = find_blinks(op, np.ones(120, bool), t)
     assert [(x.start, x.end) for x in b] == [(90, 92)]
+
+
+def test_the_gaze_is_left_out_for_a_tenth_of_a_second_around_a_blink():
+    """BLINK_GUARD_S = 0.1 s is 3 frames at 30 fps, also when the rate comes from timestamps that make
+    it 30.000000000000004 (a 1/15360 time base: 4 frames before)."""
+    track, truth = synth_track(SynthSpec(seconds=2.0, blinks=(SynthBlink(1.0),)))
+    m = measure_track(track, np.arange(len(truth.times)) * 512 / 15360)
+    (blink,) = m.blinks
+    closed = m.frames.eye_closed.any(axis=1)
+    assert closed[blink.start - 3 : blink.end + 4].all()
+    assert not closed[blink.start - 4] and not closed[blink.end + 4]
 
 def _trace(f, amp_pp, fps=30.0, seconds=4.0, jerk=False, noise=0.0, seed=0):
     t = np.arange(int(seconds * fps)) / fps
@@ -329,15 +339,23 @@ def test_rendered_gaze_within_2_deg_and_deviation_within_2_pd(rendered):
         assert max(acc["gaze_yaw_deg"]) <= 2.0, (name, acc["gaze_yaw_deg"])
         assert max(acc["gaze_pitch_deg"]) <= 2.0, (name, acc["gaze_pitch_deg"])
         assert max(acc["deviation_pd"]) <= 2.0, (name, acc["deviation_pd"])
+        # Fixation by fixation too (the head pose read through the template's pose correction table;
+        # with the linear calibration alone "exo"'s last fixation read 2.3 deg off in pitch).
+        assert max(acc["gaze_yaw_worst_fixation_deg"]) <= 2.0, (name, acc["gaze_yaw_worst_fixation_deg"])
+        assert max(acc["gaze_pitch_worst_fixation_deg"]) <= 2.0, (name, acc["gaze_pitch_worst_fixation_deg"])
 
 
 def test_rendered_lids_within_03_mm(rendered):
     """The issue's bars for MRD1 and fissure height (median |error| per eye), on every accuracy clip:
-    the lids are read in columns beside and over the iris (eyes.lid_course), the lower lid along a
-    parabola where MediaPipe's sinks under the iris."""
+    the lids are read in columns beside and over the iris (eyes.lid_course), each along a local
+    parabola (MediaPipe's lower lid sinks under the iris, its upper arches over it); the mask's lids
+    are drawn about the eye corners in the subject's pose, and MRD1 takes the iris at its depth on the
+    fitted eyeball."""
     for name, (_, _, _, acc) in rendered.items():
         assert max(acc["mrd1_mm"]) <= 0.3, (name, acc["mrd1_mm"])
         assert max(acc["fissure_height_mm"]) <= 0.3, (name, acc["fissure_height_mm"])
+        # Fissure height fixation by fixation too (MRD1 not: one fixation of "exo"'s left eye, 0.51 mm).
+        assert max(acc["fissure_height_worst_fixation_mm"]) <= 0.3, (name, acc["fissure_height_worst_fixation_mm"])
 
 
 def test_rendered_ptosis_is_on_the_right_side(rendered):
