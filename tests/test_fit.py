@@ -96,7 +96,7 @@ def test_the_lids_stand_over_the_corners_in_the_subjects_pose():
     that the landmark stage reads the subject's; the eyeballs and the lid margins are placed about the
     eye corners in the subject's pose: in the image each lid point stands off its corners' midpoint as
     the head-space face turned by the subject's pose puts it. (Turned with the drawn head, the margins,
-    ~5 mm in front of their corners, would stand up to 0.2 mm higher or lower.)"""
+    ~5 mm in front of their corners, would stand up to 0.4 mm higher or lower in this pose.)"""
     from dataclasses import replace
 
     from dmask.synth import SynthSpec, synth_fit
