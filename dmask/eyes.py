@@ -562,9 +562,10 @@ def lid_course(grey: np.ndarray, p: np.ndarray, eye: int, r: float, line: np.nda
         keep = (columns * r >= points_along.min() - 1e-6) & (columns * r <= points_along.max() + 1e-6)
         columns, over = columns[keep], over[keep]
         at = c + columns[:, None] * r * axis + np.interp(columns * r, along, height)[:, None] * normal
-        gap = np.abs(np.interp(columns * r, *curves[0]) - np.interp(columns * r, *curves[1]))
-        offset, strength = _edges(grey, at, np.broadcast_to(sign * normal, at.shape), t, h,
-                                  lowest=-LID_COURSE_MAX_GAP * gap if k == 0 else None)
+        # The upper lid's inward search stops halfway to the lower lid.
+        lowest = None if k else -LID_COURSE_MAX_GAP * np.abs(np.interp(columns * r, *curves[0])
+                                                              - np.interp(columns * r, *curves[1]))
+        offset, strength = _edges(grey, at, np.broadcast_to(sign * normal, at.shape), t, h, lowest)
         # Over the iris, only an edge outside the iris circle (sclera between): the iris's rings are not lids.
         beyond = np.linalg.norm(at + offset[:, None] * sign * normal - c, axis=1) >= r
         found = np.where(over, (strength >= LID_OVER_MIN_CONTRAST) & beyond, strength >= LID_MIN_CONTRAST)

@@ -231,9 +231,9 @@ def fit_gaze(iris: np.ndarray, pose: Pose, centres: np.ndarray, radius: float) -
     iris : (f, 2, 2) image-space iris centres (x, y); centres : (2, 3) or per frame (f, 2, 3), head
     space in the pose's units; radius likewise. Returns (f, 2, 2) yaw, pitch degrees.
     """
-    c_img = geometry.apply_pose(centres, pose.scale, pose.rotation, pose.translation)  # (f, 2, 3)
-    g_img = (iris_on_eyeball(iris, pose, centres, radius) - c_img) / (pose.scale * radius)[:, None, None]
-    g_head = np.einsum("fji,fej->fei", pose.rotation, g_img)
+    front = geometry.invert_pose(iris_on_eyeball(iris, pose, centres, radius), pose.scale, pose.rotation,
+                                 pose.translation)
+    g_head = (front - centres) / radius
     return geometry.gaze_angles(limit_eccentricity(g_head, MAX_ECCENTRICITY_DEG))
 
 
@@ -403,7 +403,8 @@ def bilateral_filter(x: np.ndarray, h: int = FILTER_HALF_WIDTH, sigma_t: float =
     for c in range(0, flat.shape[1], FILTER_BLOCK):
         block = flat[:, c : c + FILTER_BLOCK]
         sigma_v = FILTER_SIGMA_V * np.maximum(jitter(block), 1e-9)
-        out[:, c : c + FILTER_BLOCK] = bilateral_window(np.pad(block, ((h, h), (0, 0)), mode="edge"), sigma_v, h, sigma_t)
+        padded = np.pad(block, ((h, h), (0, 0)), mode="edge")
+        out[:, c : c + FILTER_BLOCK] = bilateral_window(padded, sigma_v, h, sigma_t)
     return out.reshape(x.shape)
 
 

@@ -109,7 +109,6 @@ def euler_from_rotation(rot: np.ndarray) -> np.ndarray:
     return np.stack([yaw, pitch, roll], axis=-1)
 
 
-
 def grid_interpolate(axes, values: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Multilinear interpolation of ``values`` (n1, ..., nd, ...) given on the grid of ``axes`` (d
     increasing 1-D arrays) at ``points`` (..., d); points outside the grid take its edge values.
@@ -127,6 +126,7 @@ def grid_interpolate(axes, values: np.ndarray, points: np.ndarray) -> np.ndarray
         node = values[tuple(i + c for i, c in zip(lo, corner))]
         out += w.reshape(w.shape + (1,) * (values.ndim - len(axes))) * node
     return out
+
 
 def gaze_vector(yaw_pitch: np.ndarray) -> np.ndarray:
     """(..., 2) yaw, pitch degrees -> (..., 3) unit directions in head space (z forward)."""

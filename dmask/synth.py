@@ -330,6 +330,7 @@ HELD_OUT_SPECS = {
                      nystagmus=SynthNystagmus(4.0, 1.5, "pendular")),
 }
 
+
 def accuracy(truth: SynthTruth, m) -> dict:
     """Errors of a ``measure.Measurement`` of a synthetic video against its truth, per eye [right, left]:
     median |error| over the valid frames of MRD1, MRD2 and fissure height (mm) and of gaze yaw and pitch

@@ -37,10 +37,10 @@ class Template:
     # the frontal pose. It reads the template's turns 11-16 % short and its pitch ~2 degrees down.
     pose_gain: np.ndarray  # (3, 3)
     pose_offset: np.ndarray  # (3,)
-    # What that line leaves (0.3-0.6 degrees rms per angle, up to 2.3, uneven from pose to pose): a correction to
-    # the drawn rotation's axis-angle vector (radians), (Y, P, R, 3), on a grid of the rotations to be
-    # read (POSE_TABLE_AXES: yaw, pitch, roll degrees), interpolated between its nodes and held
-    # beyond them. None: not calibrated.
+    # What that line leaves (0.3-0.6 degrees rms per angle, up to 2.3, uneven from pose to pose): a
+    # correction to the drawn rotation's axis-angle vector (radians), (Y, P, R, 3), on a grid of the
+    # rotations to be read (POSE_TABLE_AXES: yaw, pitch, roll degrees), interpolated between its nodes
+    # and held beyond them. None: not calibrated.
     pose_correction: np.ndarray | None = None
 
     def drawn_rotation(self, rotation: np.ndarray) -> np.ndarray:
