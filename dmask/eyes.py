@@ -126,17 +126,6 @@ def _crop(image: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray
     return cv2.GaussianBlur(grey, (0, 0), IRIS_BLUR_PX), int(x0), int(y0)
 
 
-def _parabola_peak(before, top, after):
-    """Offset (-0.5..0.5 samples) of the top of a parabola through three equally spaced samples, the
-    middle one the largest; 0 where they do not bend down. Element-wise on arrays."""
-    bend = before - 2 * top + after
-    if np.ndim(bend) == 0:  # the common case, kept cheap
-        return float(np.clip(0.5 * (before - after) / bend, -0.5, 0.5)) if np.isfinite(bend) and bend < 0 else 0.0
-    bends = np.isfinite(bend) & (bend < 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(bends, np.clip(0.5 * (before - after) / np.where(bends, bend, -1.0), -0.5, 0.5), 0.0)
-
-
 def _opening(lids: np.ndarray, shape: tuple[int, int], margin: int) -> np.ndarray:
     """(H, W) uint8 mask of the eye opening inside the lid ring ``lids`` (pixels of the crop, pixel
     centres at +0.5), pulled in from the lids by ``margin`` pixels."""
@@ -284,7 +273,7 @@ def iris_circle(image: np.ndarray, points: np.ndarray, eye: int) -> tuple[np.nda
     for axis in range(2):
         nb = [_GRID_INDEX[grid is _GRID_FINE].get(tuple(np.add(grid[i], d))) for d in _NEIGHBOURS[axis]]
         if None not in nb:
-            off[axis] += _parabola_peak(s[nb[0]], s[i], s[nb[1]]) * grid_step
+            off[axis] += geometry.parabola_peak(s[nb[0]], s[i], s[nb[1]]) * grid_step
 
     if np.linalg.norm(off) > IRIS_MAX_SHIFT * r0:
         return None
@@ -356,7 +345,8 @@ def limbus_circle(planes: np.ndarray, centre: np.ndarray, radius: float,
     if min(np.count_nonzero(ok[:IRIS_EDGE_RAYS]), np.count_nonzero(ok[IRIS_EDGE_RAYS:])) < IRIS_EDGE_MIN_POINTS:
         return None
     rows, j = rows[ok], j[ok]
-    dist = t[lag + j] + _parabola_peak(rise[rows, j - 1], rise[rows, j], rise[rows, j + 1]) * IRIS_EDGE_SAMPLE_PX
+    peak = geometry.parabola_peak(rise[rows, j - 1], rise[rows, j], rise[rows, j + 1])
+    dist = t[lag + j] + peak * IRIS_EDGE_SAMPLE_PX
     points = centre + _EDGE_UNIT[rows] * dist[:, None]
     c, r = geometry.fit_circle(points, centre, radius)
     residual = np.abs(np.linalg.norm(points - c, axis=1) - r)
@@ -476,7 +466,8 @@ def _edges(grey: np.ndarray, at: np.ndarray, outward: np.ndarray, t: np.ndarray,
     b = np.clip(best, 1, len(t) - 2)
     interior = (best > 0) & (best < len(t) - 1) & np.isfinite(step[rows, b - 1])
     offset = t[best].astype(np.float64)
-    offset += np.where(interior, _parabola_peak(step[rows, b - 1], step[rows, b], step[rows, b + 1]), 0.0) * LID_SAMPLE_PX
+    peak = geometry.parabola_peak(step[rows, b - 1], step[rows, b], step[rows, b + 1])
+    offset += np.where(interior, peak, 0.0) * LID_SAMPLE_PX
     return offset, np.where(interior, strength, -np.inf)
 
 
@@ -649,5 +640,5 @@ def corneal_reflexes(image: np.ndarray, points: np.ndarray) -> np.ndarray:
         around = float(np.median(grey[ring]))
         # A Gaussian through the brightest pixel and its neighbours, along x and along y.
         lv = np.log(np.maximum(grey[ky - 1 : ky + 2, kx - 1 : kx + 2] - around, 1e-3))
-        out[eye] = (x0 + kx + 0.5 + _parabola_peak(*lv[1]), y0 + ky + 0.5 + _parabola_peak(*lv[:, 1]))
+        out[eye] = (x0 + kx + 0.5 + geometry.parabola_peak(*lv[1]), y0 + ky + 0.5 + geometry.parabola_peak(*lv[:, 1]))
     return out

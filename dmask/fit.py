@@ -72,6 +72,14 @@ REFLEX_FRAME_SPREAD_MM = 1.5
 # Each iris centre is re-fitted to the limbus edge points the landmark stage kept (``limbus_iris``) as
 # the limbus of the eyeball model; a re-fit that moves it farther than this is not taken.
 LIMBUS_MAX_MOVE_MM = 1.0
+# The lids hide the limbus's top and bottom, so the fit places the iris's height by how the arcs beside
+# it curve, and a radius 1 % off moves it 0.1-0.3 px (a limbus too small sits where its arcs are as far
+# apart as the points'): the size of the limbus in the image is the one that fits the video's edge
+# points best (``limbus_size``), searched in steps of LIMBUS_SIZE_STEP within LIMBUS_SIZE_RANGE of the
+# scale from MediaPipe's iris (on the synthetic clips 0.5-1.5 % small), on up to LIMBUS_SIZE_FRAMES frames.
+LIMBUS_SIZE_RANGE = (0.94, 1.06)
+LIMBUS_SIZE_STEP = 0.01
+LIMBUS_SIZE_FRAMES = 300
 
 
 class FitError(ValueError):
@@ -261,7 +269,10 @@ def limbus_iris(limbus, frames: np.ndarray, iris: np.ndarray, centres: np.ndarra
     if limbus is None:
         return iris
     eyeballs = geometry.apply_pose(centres, pose.scale, pose.rotation, pose.translation)[..., :2]  # (f, 2, 2)
+    sample = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), LIMBUS_SIZE_FRAMES)).round().astype(int))
     px_per_mm = pose.scale / mm_per_unit
+    px_per_mm = px_per_mm * limbus_size(np.asarray(limbus[frames[sample]], np.float64), iris[sample],
+                                        eyeballs[sample], px_per_mm[sample])
     out = iris.copy()
     for a in range(0, len(frames), CHUNK_FRAMES):
         b = min(a + CHUNK_FRAMES, len(frames))
@@ -274,6 +285,34 @@ def limbus_iris(limbus, frames: np.ndarray, iris: np.ndarray, centres: np.ndarra
             take = np.isfinite(moved) & (moved <= LIMBUS_MAX_MOVE_MM * px_per_mm[a:b])
             out[a:b, e][take] = fitted[take]
     return out
+
+
+def limbus_size(points: np.ndarray, iris: np.ndarray, eyeballs: np.ndarray, px_per_mm: np.ndarray) -> float:
+    """The factor on the image scale (px per mm) whose limbus fits these frames' edge points best: the
+    median over frames of each frame's rms distance to its re-fitted limbus (both eyes), least on a grid
+    of LIMBUS_SIZE_STEP over LIMBUS_SIZE_RANGE, refined by a parabola. 1.0 without enough points.
+    points : (f, 2, m, 2); iris, eyeballs : (f, 2, 2) image; px_per_mm : (f,)."""
+    factors = np.arange(LIMBUS_SIZE_RANGE[0], LIMBUS_SIZE_RANGE[1] + 1e-9, LIMBUS_SIZE_STEP)
+    cost = np.full(len(factors), np.inf)
+    for i, factor in enumerate(factors):
+        depth = factor * px_per_mm * topology.LIMBUS_DEPTH_MM
+        radius = factor * px_per_mm * topology.IRIS_DIAMETER_MM / 2
+        rms = []
+        for e in range(2):
+            fitted = geometry.limbus_centres(points[:, e], iris[:, e], eyeballs[:, e], depth, radius)
+            seen = np.isfinite(fitted).all(axis=1)
+            d = geometry.limbus_distance(points[seen, e], fitted[seen], eyeballs[seen, e], depth[seen], radius[seen])
+            rms.append(np.sqrt(np.nanmean(d**2, axis=1)))
+        rms = np.concatenate(rms)
+        if len(rms) >= 3:
+            cost[i] = float(np.median(rms))
+    best = int(np.argmin(cost))
+    if not np.isfinite(cost[best]):
+        return 1.0
+    if 0 < best < len(factors) - 1:
+        return float(factors[best] + geometry.parabola_peak(-cost[best - 1], -cost[best], -cost[best + 1])
+                     * LIMBUS_SIZE_STEP)
+    return float(factors[best])
 
 
 def facing_camera(gaze: np.ndarray, pose: Pose) -> np.ndarray:

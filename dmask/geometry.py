@@ -175,6 +175,17 @@ def fit_circle(points: np.ndarray, centre: np.ndarray, radius: float, iterations
     return x[:2], float(x[2])
 
 
+def parabola_peak(before, top, after):
+    """Offset (-0.5..0.5 samples) of the top of a parabola through three equally spaced samples, the
+    middle one the largest; 0 where they do not bend down. Element-wise on arrays."""
+    bend = before - 2 * top + after
+    if np.ndim(bend) == 0:  # the common case, kept cheap
+        return float(np.clip(0.5 * (before - after) / bend, -0.5, 0.5)) if np.isfinite(bend) and bend < 0 else 0.0
+    bends = np.isfinite(bend) & (bend < 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(bends, np.clip(0.5 * (before - after) / np.where(bends, bend, -1.0), -0.5, 0.5), 0.0)
+
+
 def limbus_distance(points: np.ndarray, centre: np.ndarray, eyeball: np.ndarray, depth, radius) -> np.ndarray:
     """Approximate distance (Sampson's first-order one, px) of image points to the limbus of a sphere
     eyeball seen orthographically: a circle of ``radius`` on the plane ``depth`` in front of the
