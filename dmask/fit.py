@@ -461,6 +461,16 @@ def smooth_pose(pose: Pose) -> Pose:
     )
 
 
+def follow(pose: Pose, gaze: np.ndarray, following: np.ndarray) -> Pose:
+    """The head pose (f frames) moved as the landmark stage moves it with the eyes: by following (6, 2)
+    (``Template.gaze_following``; negated, the move taken off a pose read) times the eyes' mean yaw and
+    pitch (gaze (f, 2, 2) degrees)."""
+    shift = gaze.mean(axis=1) @ following.T  # (f, 6)
+    rel = geometry.rotation_to_vector(geometry.FRONTAL @ pose.rotation) + np.radians(shift[:, :3])
+    return Pose(scale=pose.scale, rotation=geometry.FRONTAL @ geometry.vector_to_rotation(rel),
+                translation=pose.translation + pose.scale[:, None] * shift[:, 3:])
+
+
 def held_rows(observed: np.ndarray) -> np.ndarray:
     """For each of n frames, the row among the observed frames' values that it shows: its own, or
     where the face was missing the last observed one (the first observed one before it appears)."""
@@ -544,6 +554,8 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
     # then the eyeballs again from that iris.
     iris = read
     for step in range(3):
+        if step and template.gaze_following is not None:
+            head = smooth_pose(follow(pose, hold_closed_gaze(gaze, opening), -template.gaze_following))
         corner_centres = eyeball_centres(canthi * mm_per_unit, template) / mm_per_unit
         centres = corner_centres
         if reflexes is not None:

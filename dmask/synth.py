@@ -18,6 +18,7 @@ from fractions import Fraction
 import numpy as np
 
 from . import geometry, topology
+from .fit import follow
 from .measure import BLINK_THRESHOLD, OPEN_PERCENTILE, find_blinks, lid_gap, lid_metrics, prism_dioptres
 from .params import MaskParams
 from .swap import head_shape
@@ -227,7 +228,8 @@ def ground_truth(spec: SynthSpec, fit: FaceFit, template: Template) -> SynthTrut
 def synth_track(spec: SynthSpec, template: Template | None = None) -> tuple[Track, SynthTruth]:
     """Exact landmarks of the synthetic face, without rendering: the 468 mesh points of
     ``swap.head_shape`` and the iris (centre and ring moved onto the eyeball along the gaze), posed into
-    the image the way MediaPipe reports points. Measuring this track tests fit + measure alone;
+    the image the way MediaPipe reports points (the face's with the pose moved with the eyes as the
+    template's ``gaze_following`` says). Measuring this track tests fit + measure alone;
     measuring the rendered video adds MediaPipe's reading of the rendered face."""
     template = template or load_template()
     fit = synth_fit(spec, template)
@@ -242,6 +244,10 @@ def synth_track(spec: SynthSpec, template: Template | None = None) -> tuple[Trac
             iris = [topology.IRIS_CENTRE[e], *topology.IRIS_RING[e]]
             points[i, iris] += pupils[i, e] - template.vertices[topology.IRIS_CENTRE[e]]
     image = geometry.apply_pose(points, fit.pose.scale, fit.pose.rotation, fit.pose.translation)
+    if template.gaze_following is not None:  # the face (not the iris) read moved with the eyes
+        read = follow(fit.pose, fit.gaze, template.gaze_following)
+        image[:, : topology.N_MESH] = geometry.apply_pose(points[:, : topology.N_MESH], read.scale, read.rotation,
+                                                          read.translation)
     track = Track(points=image.astype(np.float32), present=np.ones(n, bool))
     return track, ground_truth(spec, fit, template)
 

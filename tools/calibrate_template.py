@@ -17,6 +17,8 @@ Renders the template (through the real renderer and H.264), runs dmask's landmar
   taken back into head space with the known pose; the mean offset from the vertex is stored as
   ``corner_offsets`` (``Template.landmarks``). The synthetic lids are given relative to the corners as
   read, so these renders do not depend on the offsets.
+* the head pose's following of the eyes: from the same renders, how the pose read moves per degree
+  of the eyes' yaw and pitch with the head held still, stored as ``gaze_following`` (``fit.unfollow``).
 
 Each depends a little on the other (the corners are 4 of the points the pose is read from), so the two
 are measured twice in turn. Writes dmask/assets/template.npz; uses nothing but the template.
@@ -44,12 +46,15 @@ from dmask.types import MaskOptions, Pose  # noqa: E402
 from dmask.video import iter_frames  # noqa: E402
 
 HEADS = ((0.0, 0.0, 0.0), (10.0, 0.0, 0.0), (-10.0, 0.0, 0.0), (0.0, 8.0, 0.0), (0.0, -8.0, 0.0))
-# (time s, yaw, pitch): primary gaze, then 10 degrees to either side, then 6 up and down
-FIXATIONS = ((0.0, 0.0, 0.0), (0.6, 10.0, 0.0), (1.2, -10.0, 0.0), (1.8, 0.0, 6.0), (2.4, 0.0, -6.0))
+# (time s, yaw, pitch): primary gaze, then around a grid of 12 degrees to either side and 8 up and down
+FIXATIONS = tuple((0.5 * i, yaw, pitch) for i, (yaw, pitch) in enumerate(
+    ((0.0, 0.0), (12.0, 0.0), (12.0, 8.0), (0.0, 8.0), (-12.0, 8.0), (-12.0, 0.0), (-12.0, -8.0), (0.0, -8.0),
+     (12.0, -8.0))))
 # The pose grid (yaw, pitch, roll degrees), each pose held POSE_HOLD frames; the reading of the last
 # POSE_HOLD - POSE_SETTLE of them is used (the landmark stage tracks from frame to frame).
 POSE_GRID = tuple((y, p, r) for y in (-16.0, -8.0, 0.0, 8.0, 16.0) for p in (-10.0, 0.0, 10.0) for r in (-6.0, 0.0, 6.0))
 POSE_HOLD, POSE_SETTLE = 5, 2
+FOLLOW_SETTLE = 0.15  # s after a fixation began (MediaPipe follows a saccade over a few frames)
 ROUNDS = 2
 TABLE_ROUNDS = 2
 
@@ -104,13 +109,16 @@ def correct_pose(template: Template, workdir: Path) -> tuple[np.ndarray, float]:
     return table - step, float(np.degrees(np.sqrt((error ** 2).sum(axis=1).mean())))
 
 
-def read_offsets(template: Template, workdir: Path) -> np.ndarray:
-    """(4, 3) mean head-space offset of the reported eye corners from the vertices (z left at 0)."""
-    offsets = []
+def read_eyes(template: Template, workdir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The template drawn in each of HEADS with its eyes on FIXATIONS: (4, 3) the mean head-space offset
+    of the reported eye corners from the vertices (z left at 0), and (6, 2) how the head pose read
+    (axis-angle degrees, translation mm) moves per degree of the eyes' yaw and pitch, by least squares
+    with a pose of its own for each head, on the frames FOLLOW_SETTLE after each fixation began."""
+    offsets, design, readings = [], [], []
     for k, head in enumerate(HEADS):
-        spec = synth.SynthSpec(seconds=3.0, head=head, fixations=FIXATIONS)
+        spec = synth.SynthSpec(seconds=0.5 * len(FIXATIONS), head=head, fixations=FIXATIONS)
         video = workdir / f"calibration_{k}.mp4"
-        synth.write_synthetic(spec, video, template)
+        truth = synth.write_synthetic(spec, video, template)
         fit = synth.synth_fit(spec, template)
         with LandmarkTracker(max_faces=1) as tracker:
             for i, frame in enumerate(iter_frames(video)):
@@ -122,9 +130,16 @@ def read_offsets(template: Template, workdir: Path) -> np.ndarray:
                 image = geometry.apply_pose(drawn, s, rot, t)
                 image[:, :2] = faces[0].points[list(EYE_CORNERS), :2]  # MediaPipe's depth is not metric
                 offsets.append(geometry.invert_pose(image, s, rot, t) - drawn)
+                since = truth.times[i] - max(f[0] for f in FIXATIONS if f[0] <= truth.times[i] + 1e-9)
+                if since >= FOLLOW_SETTLE:
+                    read = fit_pose(faces[0].points[None].astype(np.float64), template.landmarks())
+                    readings.append(np.concatenate([np.degrees(rotation_vectors(read.rotation[0])),
+                                                    read.translation[0] / read.scale[0]]))
+                    design.append(np.concatenate([np.eye(len(HEADS))[k], truth.gaze[i].mean(axis=0)]))
     mean = np.mean(offsets, axis=0)
     mean[:, 2] = 0.0
-    return mean
+    coef, *_ = np.linalg.lstsq(np.array(design), np.array(readings), rcond=None)
+    return mean, coef[len(HEADS):].T
 
 
 def main() -> int:
@@ -138,7 +153,8 @@ def main() -> int:
         for _ in range(ROUNDS):
             gain, offset = read_pose(template, Path(tmp))
             template = replace(template, pose_gain=gain, pose_offset=offset)
-            template = replace(template, corner_offsets=read_offsets(template, Path(tmp)))
+            offsets, following = read_eyes(template, Path(tmp))
+            template = replace(template, corner_offsets=offsets, gaze_following=following)
         for _ in range(TABLE_ROUNDS):
             table, before = correct_pose(template, Path(tmp))
             template = replace(template, pose_correction=table)
@@ -148,12 +164,15 @@ def main() -> int:
     arrays["pose_offset"] = template.pose_offset.astype(np.float32)
     arrays["pose_correction"] = template.pose_correction.astype(np.float32)
     arrays["corner_offsets"] = template.corner_offsets.astype(np.float32)
+    arrays["gaze_following"] = template.gaze_following.astype(np.float32)
     np.savez_compressed(path, **arrays)
     print(f"head pose read = gain @ drawn + offset (axis-angle, rad):\n{template.pose_gain.round(3)}\n"
           f"{template.pose_offset.round(4)}\n"
           f"reading error on the table's grid (rms degrees), the line alone then after each round: "
           f"{np.round(rms, 2).tolist()}\n"
           f"corner offsets (mm; outer R, outer L, inner R, inner L):\n{template.corner_offsets.round(2)}\n"
+          f"head pose read per degree of the eyes' yaw, pitch (axis-angle deg, translation mm):\n"
+          f"{template.gaze_following.round(4)}\n"
           f"written to {path}")
     return 0
 
