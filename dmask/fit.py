@@ -76,10 +76,15 @@ LIMBUS_MAX_MOVE_MM = 1.0
 # it curve, and a radius 1 % off moves it 0.1-0.3 px (a limbus too small sits where its arcs are as far
 # apart as the points'): the size of the limbus in the image is the one that fits the video's edge
 # points best (``limbus_size``), searched in steps of LIMBUS_SIZE_STEP within LIMBUS_SIZE_RANGE of the
-# scale from MediaPipe's iris (on the synthetic clips 0.5-1.5 % small), on up to LIMBUS_SIZE_FRAMES frames.
+# scale from MediaPipe's iris (on the synthetic clips 0.2-3.6 % small), on up to LIMBUS_SIZE_FRAMES frames.
 LIMBUS_SIZE_RANGE = (0.94, 1.06)
 LIMBUS_SIZE_STEP = 0.01
 LIMBUS_SIZE_FRAMES = 300
+# Edge points farther than this above or below the iris centre (seen from it, degrees from the
+# horizontal) are left out of the limbus fit: near the lids they read inside the limbus (on the 16
+# synthetic clips by 0.06 px at 30-45 degrees, 0.2 px at 45-60, 0.3 px beyond; within 0.03 px below
+# 30), which lifts an iris whose lower arcs reach the lower lid.
+LIMBUS_MAX_ELEVATION_DEG = 50.0
 
 
 class FitError(ValueError):
@@ -271,12 +276,12 @@ def limbus_iris(limbus, frames: np.ndarray, iris: np.ndarray, centres: np.ndarra
     eyeballs = geometry.apply_pose(centres, pose.scale, pose.rotation, pose.translation)[..., :2]  # (f, 2, 2)
     sample = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), LIMBUS_SIZE_FRAMES)).round().astype(int))
     px_per_mm = pose.scale / mm_per_unit
-    px_per_mm = px_per_mm * limbus_size(np.asarray(limbus[frames[sample]], np.float64), iris[sample],
+    px_per_mm = px_per_mm * limbus_size(side_points(limbus[frames[sample]], iris[sample]), iris[sample],
                                         eyeballs[sample], px_per_mm[sample])
     out = iris.copy()
     for a in range(0, len(frames), CHUNK_FRAMES):
         b = min(a + CHUNK_FRAMES, len(frames))
-        points = np.asarray(limbus[frames[a:b]], np.float64)
+        points = side_points(limbus[frames[a:b]], iris[a:b])
         for e in range(2):
             fitted = geometry.limbus_centres(points[:, e], iris[a:b, e], eyeballs[a:b, e],
                                              px_per_mm[a:b] * topology.LIMBUS_DEPTH_MM,
@@ -285,6 +290,15 @@ def limbus_iris(limbus, frames: np.ndarray, iris: np.ndarray, centres: np.ndarra
             take = np.isfinite(moved) & (moved <= LIMBUS_MAX_MOVE_MM * px_per_mm[a:b])
             out[a:b, e][take] = fitted[take]
     return out
+
+
+def side_points(points, iris: np.ndarray) -> np.ndarray:
+    """Limbus edge points (f, 2, m, 2), float64, with those more than LIMBUS_MAX_ELEVATION_DEG above or
+    below the iris centres (f, 2, 2) NaN."""
+    points = np.asarray(points, np.float64)
+    d = points - iris[:, :, None]
+    elevation = np.degrees(np.arctan2(np.abs(d[..., 1]), np.abs(d[..., 0])))
+    return np.where((elevation <= LIMBUS_MAX_ELEVATION_DEG)[..., None], points, np.nan)
 
 
 def limbus_size(points: np.ndarray, iris: np.ndarray, eyeballs: np.ndarray, px_per_mm: np.ndarray) -> float:
@@ -462,10 +476,10 @@ def smooth_pose(pose: Pose) -> Pose:
 
 
 def follow(pose: Pose, gaze: np.ndarray, following: np.ndarray) -> Pose:
-    """The head pose (f frames) moved as the landmark stage moves it with the eyes: by following (6, 2)
-    (``Template.gaze_following``; negated, the move taken off a pose read) times the eyes' mean yaw and
-    pitch (gaze (f, 2, 2) degrees)."""
-    shift = gaze.mean(axis=1) @ following.T  # (f, 6)
+    """The head pose (f frames) moved as the landmark stage moves it with the eyes: by following (6,)
+    (``Template.pitch_following``; negated, the move taken off a pose read) times the eyes' mean pitch
+    (gaze (f, 2, 2) degrees)."""
+    shift = gaze[..., 1].mean(axis=1)[:, None] * following  # (f, 6)
     rel = geometry.rotation_to_vector(geometry.FRONTAL @ pose.rotation) + np.radians(shift[:, :3])
     return Pose(scale=pose.scale, rotation=geometry.FRONTAL @ geometry.vector_to_rotation(rel),
                 translation=pose.translation + pose.scale[:, None] * shift[:, 3:])
@@ -528,7 +542,7 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
         poses.append(fit_pose(pts, reference))
         z.append(_feature_z(to_head(pts, poses[-1]), template))
     neutral = neutral_of(_pose_concat(poses), np.concatenate(z))
-    poses, z, iris_d, canthi, opening, lids, iris, mrd1 = [], [], [], [], [], [], [], []
+    poses, z, iris_d, canthi, opening, iris, mrd1 = [], [], [], [], [], [], []
     for _, pts in chunks():
         poses.append(fit_pose(pts, neutral))
         shapes = to_head(pts, poses[-1])
@@ -536,7 +550,6 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
         iris_d.append(iris_diameter(shapes))
         canthi.append(canthi_mid(shapes))
         opening.append(lid_opening(shapes))
-        lids.append(fit_lids(shapes))
         iris.append(pts[:, list(topology.IRIS_CENTRE), :2])
         mrd1.append(shapes[:, list(topology.MID_UPPER), 1] - shapes[:, list(topology.IRIS_CENTRE), 1])
     pose = _pose_concat(poses)
@@ -554,8 +567,8 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
     # then the eyeballs again from that iris.
     iris = read
     for step in range(3):
-        if step and template.gaze_following is not None:
-            head = smooth_pose(follow(pose, hold_closed_gaze(gaze, opening), -template.gaze_following))
+        if step and template.pitch_following is not None:
+            head = smooth_pose(follow(pose, hold_closed_gaze(gaze, opening), -template.pitch_following))
         corner_centres = eyeball_centres(canthi * mm_per_unit, template) / mm_per_unit
         centres = corner_centres
         if reflexes is not None:
@@ -567,14 +580,17 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
         eyeballs = np.broadcast_to(centres - corner_centres, (len(iris), 2, 3)) * mm_per_unit
         mm_per_unit = topology.IRIS_DIAMETER_MM / float(np.median(iris_d[facing_camera(gaze, head)]))
     gaze = hold_closed_gaze(gaze, opening)
-    lids = np.concatenate(lids) * mm_per_unit
+    # The lids against each frame's pose less its following of the eyes, as the eyes are read (and
+    # as ``measure`` reads the iris under them).
+    eye_pose = pose if template.pitch_following is None else follow(pose, gaze, -template.pitch_following)
 
-    # Expression of every observed frame, to disk; the lid rings' x for the corner drift.
+    # Expression of every observed frame, to disk; the lid rings' x for the corner drift; the lids.
     raw = FrameStore((topology.N_MESH, 3), np.float64)
-    ring_x = [[], []]
+    ring_x, lids = [[], []], []
     for a, pts in chunks():
         rows = to_head(pts, _pose_rows(pose, slice(a, a + len(pts))))[:, : topology.N_MESH] - neutral[: topology.N_MESH]
         raw.append(rows)
+        lids.append(fit_lids(to_head(pts, _pose_rows(eye_pose, slice(a, a + len(pts))))) * mm_per_unit)
         for e in range(2):
             ring_x[e].append(rows[:, list(topology.lid_ring(e)), 0])
     drift = corner_drift([np.concatenate(x) for x in ring_x], gaze)
@@ -583,7 +599,7 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
 
     raw_gaze = gaze
     gaze = bilateral_filter(gaze)
-    lids = bilateral_filter(lids)
+    lids = bilateral_filter(np.concatenate(lids))
 
     n = track.n_frames
     if primary:

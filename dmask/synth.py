@@ -228,8 +228,9 @@ def ground_truth(spec: SynthSpec, fit: FaceFit, template: Template) -> SynthTrut
 def synth_track(spec: SynthSpec, template: Template | None = None) -> tuple[Track, SynthTruth]:
     """Exact landmarks of the synthetic face, without rendering: the 468 mesh points of
     ``swap.head_shape`` and the iris (centre and ring moved onto the eyeball along the gaze), posed into
-    the image the way MediaPipe reports points (the face's with the pose moved with the eyes as the
-    template's ``gaze_following`` says). Measuring this track tests fit + measure alone;
+    the image the way the landmark stage reports points: the face's (not the lid margins', placed by
+    their pixels like the iris) in the pose moved with the eyes as the template's ``pitch_following``
+    says. Measuring this track tests fit + measure alone;
     measuring the rendered video adds MediaPipe's reading of the rendered face."""
     template = template or load_template()
     fit = synth_fit(spec, template)
@@ -244,10 +245,10 @@ def synth_track(spec: SynthSpec, template: Template | None = None) -> tuple[Trac
             iris = [topology.IRIS_CENTRE[e], *topology.IRIS_RING[e]]
             points[i, iris] += pupils[i, e] - template.vertices[topology.IRIS_CENTRE[e]]
     image = geometry.apply_pose(points, fit.pose.scale, fit.pose.rotation, fit.pose.translation)
-    if template.gaze_following is not None:  # the face (not the iris) read moved with the eyes
-        read = follow(fit.pose, fit.gaze, template.gaze_following)
-        image[:, : topology.N_MESH] = geometry.apply_pose(points[:, : topology.N_MESH], read.scale, read.rotation,
-                                                          read.translation)
+    if template.pitch_following is not None:  # the face read moved with the eyes; the lids and iris, from pixels, not
+        read = follow(fit.pose, fit.gaze, template.pitch_following)
+        face = np.setdiff1d(np.arange(topology.N_MESH), np.ravel(topology.LID_POINTS))
+        image[:, face] = geometry.apply_pose(points[:, face], read.scale, read.rotation, read.translation)
     track = Track(points=image.astype(np.float32), present=np.ones(n, bool))
     return track, ground_truth(spec, fit, template)
 

@@ -42,11 +42,12 @@ class Template:
     # rotations to be read (POSE_TABLE_AXES: yaw, pitch, roll degrees), interpolated between its nodes
     # and held beyond them. None: not calibrated.
     pose_correction: np.ndarray | None = None
-    # How the head pose read moves with the eyes (tools/calibrate_template.py): MediaPipe's face points
-    # follow the eyes a little (the corners and face sides by 0.3-0.5 of a vertical iris movement), so
-    # the rotation (axis-angle, degrees relative to frontal) and translation (mm) read per degree of the
-    # eyes' mean yaw and pitch, (6, 2). None: not calibrated.
-    gaze_following: np.ndarray | None = None
+    # How the head pose read moves as the eyes look up and down (tools/calibrate_template.py): MediaPipe's
+    # face points follow the eyes a little (the corners and face sides by 0.3-0.5 of a vertical iris
+    # movement), so the rotation (axis-angle, degrees relative to frontal) and translation (mm) read per
+    # degree of the eyes' mean pitch, (6,). (Side to side, the pose read moves one way in still
+    # fixations and the other under a 3 Hz beat: not taken.) None: not calibrated.
+    pitch_following: np.ndarray | None = None
 
     def drawn_rotation(self, rotation: np.ndarray) -> np.ndarray:
         """The head rotation (..., 3, 3) at which to draw the template so that the landmark stage reads
@@ -124,7 +125,7 @@ def template_from(data) -> Template:
         pose_gain=np.asarray(data["pose_gain"], np.float64) if "pose_gain" in data else np.eye(3),
         pose_offset=np.asarray(data["pose_offset"], np.float64) if "pose_offset" in data else np.zeros(3),
         pose_correction=np.asarray(data["pose_correction"], np.float64) if "pose_correction" in data else None,
-        gaze_following=np.asarray(data["gaze_following"], np.float64) if "gaze_following" in data else None,
+        pitch_following=np.asarray(data["pitch_following"], np.float64) if "pitch_following" in data else None,
     )
 
 

@@ -18,7 +18,8 @@ Renders the template (through the real renderer and H.264), runs dmask's landmar
   ``corner_offsets`` (``Template.landmarks``). The synthetic lids are given relative to the corners as
   read, so these renders do not depend on the offsets.
 * the head pose's following of the eyes: from the same renders, how the pose read moves per degree
-  of the eyes' yaw and pitch with the head held still, stored as ``gaze_following`` (``fit.unfollow``).
+  of the eyes' pitch with the head held still (the yaw fitted beside it), stored as ``pitch_following``
+  (``fit.follow``).
 
 Each depends a little on the other (the corners are 4 of the points the pose is read from), so the two
 are measured twice in turn. Writes dmask/assets/template.npz; uses nothing but the template.
@@ -111,9 +112,10 @@ def correct_pose(template: Template, workdir: Path) -> tuple[np.ndarray, float]:
 
 def read_eyes(template: Template, workdir: Path) -> tuple[np.ndarray, np.ndarray]:
     """The template drawn in each of HEADS with its eyes on FIXATIONS: (4, 3) the mean head-space offset
-    of the reported eye corners from the vertices (z left at 0), and (6, 2) how the head pose read
-    (axis-angle degrees, translation mm) moves per degree of the eyes' yaw and pitch, by least squares
-    with a pose of its own for each head, on the frames FOLLOW_SETTLE after each fixation began."""
+    of the reported eye corners from the vertices (z left at 0), and (6,) how the head pose read
+    (axis-angle degrees, translation mm) moves per degree of the eyes' pitch, by least squares on their
+    yaw and pitch with a pose of its own for each head, on the frames FOLLOW_SETTLE after each
+    fixation began."""
     offsets, design, readings = [], [], []
     for k, head in enumerate(HEADS):
         spec = synth.SynthSpec(seconds=0.5 * len(FIXATIONS), head=head, fixations=FIXATIONS)
@@ -139,7 +141,7 @@ def read_eyes(template: Template, workdir: Path) -> tuple[np.ndarray, np.ndarray
     mean = np.mean(offsets, axis=0)
     mean[:, 2] = 0.0
     coef, *_ = np.linalg.lstsq(np.array(design), np.array(readings), rcond=None)
-    return mean, coef[len(HEADS):].T
+    return mean, coef[-1]
 
 
 def main() -> int:
@@ -154,7 +156,7 @@ def main() -> int:
             gain, offset = read_pose(template, Path(tmp))
             template = replace(template, pose_gain=gain, pose_offset=offset)
             offsets, following = read_eyes(template, Path(tmp))
-            template = replace(template, corner_offsets=offsets, gaze_following=following)
+            template = replace(template, corner_offsets=offsets, pitch_following=following)
         for _ in range(TABLE_ROUNDS):
             table, before = correct_pose(template, Path(tmp))
             template = replace(template, pose_correction=table)
@@ -164,15 +166,15 @@ def main() -> int:
     arrays["pose_offset"] = template.pose_offset.astype(np.float32)
     arrays["pose_correction"] = template.pose_correction.astype(np.float32)
     arrays["corner_offsets"] = template.corner_offsets.astype(np.float32)
-    arrays["gaze_following"] = template.gaze_following.astype(np.float32)
+    arrays["pitch_following"] = template.pitch_following.astype(np.float32)
     np.savez_compressed(path, **arrays)
     print(f"head pose read = gain @ drawn + offset (axis-angle, rad):\n{template.pose_gain.round(3)}\n"
           f"{template.pose_offset.round(4)}\n"
           f"reading error on the table's grid (rms degrees), the line alone then after each round: "
           f"{np.round(rms, 2).tolist()}\n"
           f"corner offsets (mm; outer R, outer L, inner R, inner L):\n{template.corner_offsets.round(2)}\n"
-          f"head pose read per degree of the eyes' yaw, pitch (axis-angle deg, translation mm):\n"
-          f"{template.gaze_following.round(4)}\n"
+          f"head pose read per degree of the eyes' pitch (axis-angle deg, translation mm):\n"
+          f"{template.pitch_following.round(4)}\n"
           f"written to {path}")
     return 0
 
