@@ -47,10 +47,8 @@ from dmask.types import MaskOptions, Pose  # noqa: E402
 from dmask.video import iter_frames  # noqa: E402
 
 HEADS = ((0.0, 0.0, 0.0), (10.0, 0.0, 0.0), (-10.0, 0.0, 0.0), (0.0, 8.0, 0.0), (0.0, -8.0, 0.0))
-# (time s, yaw, pitch): primary gaze, then around a grid of 12 degrees to either side and 8 up and down
-FIXATIONS = tuple((0.5 * i, yaw, pitch) for i, (yaw, pitch) in enumerate(
-    ((0.0, 0.0), (12.0, 0.0), (12.0, 8.0), (0.0, 8.0), (-12.0, 8.0), (-12.0, 0.0), (-12.0, -8.0), (0.0, -8.0),
-     (12.0, -8.0))))
+# (time s, yaw, pitch): primary gaze, then 10 degrees to either side, then 6 up and down
+FIXATIONS = ((0.0, 0.0, 0.0), (0.6, 10.0, 0.0), (1.2, -10.0, 0.0), (1.8, 0.0, 6.0), (2.4, 0.0, -6.0))
 # The pose grid (yaw, pitch, roll degrees), each pose held POSE_HOLD frames; the reading of the last
 # POSE_HOLD - POSE_SETTLE of them is used (the landmark stage tracks from frame to frame).
 POSE_GRID = tuple((y, p, r) for y in (-16.0, -8.0, 0.0, 8.0, 16.0) for p in (-10.0, 0.0, 10.0) for r in (-6.0, 0.0, 6.0))
@@ -118,7 +116,7 @@ def read_eyes(template: Template, workdir: Path) -> tuple[np.ndarray, np.ndarray
     fixation began."""
     offsets, design, readings = [], [], []
     for k, head in enumerate(HEADS):
-        spec = synth.SynthSpec(seconds=0.5 * len(FIXATIONS), head=head, fixations=FIXATIONS)
+        spec = synth.SynthSpec(seconds=3.0, head=head, fixations=FIXATIONS)
         video = workdir / f"calibration_{k}.mp4"
         truth = synth.write_synthetic(spec, video, template)
         fit = synth.synth_fit(spec, template)
