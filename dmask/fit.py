@@ -10,7 +10,7 @@ import numpy as np
 from . import geometry, topology
 from .landmarks import MAX_TRACK_GAP
 from .store import CHUNK_FRAMES, FrameStore
-from .template import Template, canthi_mid, expression_features
+from .template import PITCH_FOLLOWING_RANGE_DEG, Template, canthi_mid, expression_features
 from .types import FaceFit, Identity, Pose, Track
 
 # Share of frames, the most neutral-looking, whose median is the subject's neutral face.
@@ -478,8 +478,9 @@ def smooth_pose(pose: Pose) -> Pose:
 def follow(pose: Pose, gaze: np.ndarray, following: np.ndarray) -> Pose:
     """The head pose (f frames) moved as the landmark stage moves it with the eyes: by following (6,)
     (``Template.pitch_following``; negated, the move taken off a pose read) times the eyes' mean pitch
-    (gaze (f, 2, 2) degrees)."""
-    shift = gaze[..., 1].mean(axis=1)[:, None] * following  # (f, 6)
+    (gaze (f, 2, 2) degrees), held at the range it was measured over (PITCH_FOLLOWING_RANGE_DEG)."""
+    pitch = np.clip(gaze[..., 1].mean(axis=1), -PITCH_FOLLOWING_RANGE_DEG, PITCH_FOLLOWING_RANGE_DEG)
+    shift = pitch[:, None] * following  # (f, 6)
     rel = geometry.rotation_to_vector(geometry.FRONTAL @ pose.rotation) + np.radians(shift[:, :3])
     return Pose(scale=pose.scale, rotation=geometry.FRONTAL @ geometry.vector_to_rotation(rel),
                 translation=pose.translation + pose.scale[:, None] * shift[:, 3:])

@@ -18,6 +18,9 @@ from . import geometry
 from .topology import BROWS, EYE_CORNERS, EYEBALL_RADIUS_MM, INNER_CORNER, IRIS_CENTRE, OUTER_CORNER
 
 ASSET = "template.npz"
+# The eyes' pitch (degrees, up and down) over which Template.pitch_following is measured; the fit does
+# not take it further.
+PITCH_FOLLOWING_RANGE_DEG = 6.0
 # The grid of Template.pose_correction: head yaw, pitch and roll (degrees) to be read.
 POSE_TABLE_AXES = (np.arange(-20.0, 20.1, 5.0), np.arange(-12.0, 12.1, 4.0), np.array([-8.0, 0.0, 8.0]))
 

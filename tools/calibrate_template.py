@@ -41,14 +41,16 @@ from dmask import geometry, synth  # noqa: E402
 from dmask.fit import fit_pose  # noqa: E402
 from dmask.landmarks import LandmarkTracker  # noqa: E402
 from dmask.pipeline import render_params  # noqa: E402
-from dmask.template import ASSET, POSE_TABLE_AXES, Template, template_from  # noqa: E402
+from dmask.template import (ASSET, PITCH_FOLLOWING_RANGE_DEG, POSE_TABLE_AXES, Template,  # noqa: E402
+                            template_from)
 from dmask.topology import EYE_CORNERS  # noqa: E402
 from dmask.types import MaskOptions, Pose  # noqa: E402
 from dmask.video import iter_frames  # noqa: E402
 
 HEADS = ((0.0, 0.0, 0.0), (10.0, 0.0, 0.0), (-10.0, 0.0, 0.0), (0.0, 8.0, 0.0), (0.0, -8.0, 0.0))
 # (time s, yaw, pitch): primary gaze, then 10 degrees to either side, then 6 up and down
-FIXATIONS = ((0.0, 0.0, 0.0), (0.6, 10.0, 0.0), (1.2, -10.0, 0.0), (1.8, 0.0, 6.0), (2.4, 0.0, -6.0))
+FIXATIONS = ((0.0, 0.0, 0.0), (0.6, 10.0, 0.0), (1.2, -10.0, 0.0), (1.8, 0.0, PITCH_FOLLOWING_RANGE_DEG),
+             (2.4, 0.0, -PITCH_FOLLOWING_RANGE_DEG))
 # The pose grid (yaw, pitch, roll degrees), each pose held POSE_HOLD frames; the reading of the last
 # POSE_HOLD - POSE_SETTLE of them is used (the landmark stage tracks from frame to frame).
 POSE_GRID = tuple((y, p, r) for y in (-16.0, -8.0, 0.0, 8.0, 16.0) for p in (-10.0, 0.0, 10.0) for r in (-6.0, 0.0, 6.0))
