@@ -274,10 +274,7 @@ def limbus_iris(limbus, frames: np.ndarray, iris: np.ndarray, centres: np.ndarra
     if limbus is None:
         return iris
     eyeballs = geometry.apply_pose(centres, pose.scale, pose.rotation, pose.translation)[..., :2]  # (f, 2, 2)
-    sample = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), LIMBUS_SIZE_FRAMES)).round().astype(int))
     px_per_mm = pose.scale / mm_per_unit
-    px_per_mm = px_per_mm * limbus_size(side_points(limbus[frames[sample]], iris[sample]), iris[sample],
-                                        eyeballs[sample], px_per_mm[sample])
     out = iris.copy()
     for a in range(0, len(frames), CHUNK_FRAMES):
         b = min(a + CHUNK_FRAMES, len(frames))
@@ -299,6 +296,19 @@ def side_points(points, iris: np.ndarray) -> np.ndarray:
     d = points - iris[:, :, None]
     elevation = np.degrees(np.arctan2(np.abs(d[..., 1]), np.abs(d[..., 0])))
     return np.where((elevation <= LIMBUS_MAX_ELEVATION_DEG)[..., None], points, np.nan)
+
+
+def limbus_scale(limbus, frames: np.ndarray, iris: np.ndarray, centres: np.ndarray, pose: Pose,
+                 mm_per_unit: float) -> float:
+    """The factor on the image scale that the limbus edge points of up to LIMBUS_SIZE_FRAMES of the
+    frames, evenly spread, fit best (``limbus_size``); arguments as ``limbus_iris``. 1.0 without points."""
+    if limbus is None:
+        return 1.0
+    rows = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), LIMBUS_SIZE_FRAMES)).round().astype(int))
+    eyeballs = geometry.apply_pose(centres if np.ndim(centres) == 2 else centres[rows], pose.scale[rows],
+                                   pose.rotation[rows], pose.translation[rows])[..., :2]
+    return limbus_size(side_points(limbus[frames[rows]], iris[rows]), iris[rows], eyeballs,
+                       pose.scale[rows] / mm_per_unit)
 
 
 def limbus_size(points: np.ndarray, iris: np.ndarray, eyeballs: np.ndarray, px_per_mm: np.ndarray) -> float:
@@ -575,8 +585,10 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
         if reflexes is not None:
             centres = reflex_centres(centres, iris, reflexes, head, opening >= CLOSED_OPENING, mrd1 * mm_per_unit,
                                      mm_per_unit)
+        if step == 1:  # the limbus's own scale (``limbus_scale``), found once
+            limbus_mm_per_unit = mm_per_unit / limbus_scale(track.limbus, frames, read, centres, head, mm_per_unit)
         if step:
-            iris = limbus_iris(track.limbus, frames, read, centres, head, mm_per_unit)
+            iris = limbus_iris(track.limbus, frames, read, centres, head, limbus_mm_per_unit)
         gaze = fit_gaze(iris, head, centres, topology.LIMBUS_DEPTH_MM / mm_per_unit)
         eyeballs = np.broadcast_to(centres - corner_centres, (len(iris), 2, 3)) * mm_per_unit
         mm_per_unit = topology.IRIS_DIAMETER_MM / float(np.median(iris_d[facing_camera(gaze, head)]))

@@ -3,8 +3,9 @@
 The asset is rebuilt by ``tools/build_template.py``: MediaPipe landmarks of many real identities,
 aligned by generalised Procrustes analysis, averaged per identity and then across identities, and
 scaled to millimetres by the iris (11.7 mm). ``tools/calibrate_template.py`` then stores how the
-landmark stage reads the rendered template: its head pose (``Template.drawn_rotation``) and its eye
-corners (``Template.landmarks``).
+landmark stage reads the rendered template: its head pose (``Template.drawn_rotation``), its eye
+corners (``Template.landmarks``) and how the head pose read moves as the eyes look up and down
+(``Template.pitch_following``).
 """
 from __future__ import annotations
 
