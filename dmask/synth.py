@@ -340,6 +340,29 @@ HELD_OUT_SPECS = {
 }
 
 
+# A third held-out set, written down (at the commit that added it) before any of it was first measured,
+# after v7-v12 had informed the pitch following and the limbus edge-point limit: an exotropia with a
+# small hypertropia under a light droop, a vertical pendular nystagmus with the head turned, both lids
+# low with an incomplete asymmetric blink and a rolled head, a horizontal jerk nystagmus beside an
+# esotropia at 3 px/mm, a smile on a chin-up head with a hypotropia, and a vertical jerk nystagmus with
+# the head bent far down under slightly low lids.
+HELD_OUT_2_SPECS = {
+    "v13": SynthSpec(seconds=4.5, head=(-6.0, 5.0, -3.0), fixations=((0.0, 4.0, -6.0), (2.0, -10.0, 4.0)),
+                     deviation=(-6.0, 1.5), ptosis_mm=(0.7, 0.0), blinks=(SynthBlink(3.0),)),
+    "v14": SynthSpec(seconds=4.0, head=(9.0, -5.0, 2.0), fixations=((0.0, -5.0, 3.0),),
+                     nystagmus=SynthNystagmus(2.5, 2.0, "pendular", "vertical")),
+    "v15": SynthSpec(seconds=4.5, head=(0.0, 6.0, 4.0),
+                     fixations=((0.0, 0.0, 8.0), (1.5, 12.0, -3.0), (3.0, -6.0, -8.0)),
+                     ptosis_mm=(1.2, 1.5), blinks=(SynthBlink(2.2, (0.7, 0.4)),)),
+    "v16": SynthSpec(seconds=4.0, size=640, px_per_mm=3.0, head=(-11.0, -3.0, 0.0), deviation=(5.0, 0.0),
+                     nystagmus=SynthNystagmus(3.0, 2.5, "jerk")),
+    "v17": SynthSpec(seconds=4.5, head=(4.0, 9.0, -5.0), fixations=((0.0, -7.0, 5.0), (2.2, 7.0, -4.0)),
+                     deviation=(0.0, -2.0), smile_mm=(2.5, 1.0), smile_s=(0.5, 3.5)),
+    "v18": SynthSpec(seconds=4.0, head=(-4.0, -10.0, 0.0), fixations=((0.0, 3.0, 2.0),), ptosis_mm=(0.5, 0.5),
+                     nystagmus=SynthNystagmus(3.0, 2.0, "jerk", "vertical")),
+}
+
+
 def accuracy(truth: SynthTruth, m) -> dict:
     """Errors of a ``measure.Measurement`` of a synthetic video against its truth, per eye [right, left]:
     median |error| over the valid frames of MRD1, MRD2 and fissure height (mm) and of gaze yaw and pitch
