@@ -245,7 +245,7 @@ def synth_track(spec: SynthSpec, template: Template | None = None) -> tuple[Trac
             iris = [topology.IRIS_CENTRE[e], *topology.IRIS_RING[e]]
             points[i, iris] += pupils[i, e] - template.vertices[topology.IRIS_CENTRE[e]]
     image = geometry.apply_pose(points, fit.pose.scale, fit.pose.rotation, fit.pose.translation)
-    if template.pitch_following is not None:  # the face read moved with the eyes; the lids and iris, from pixels, not
+    if template.pitch_following is not None:  # the face moved with the eyes (the lid margins and iris are not)
         read = follow(fit.pose, fit.gaze, template.pitch_following)
         face = np.setdiff1d(np.arange(topology.N_MESH), np.ravel(topology.LID_POINTS))
         image[:, face] = geometry.apply_pose(points[:, face], read.scale, read.rotation, read.translation)

@@ -255,7 +255,7 @@ def test_the_limbus_size_is_the_one_its_edge_points_fit():
             u /= np.linalg.norm(u)
             v = np.cross(g, u)
             ring = radius * (np.cos(angles)[:, None] * u + np.sin(angles)[:, None] * v)
-            points[i, e] = iris[i, e] + ring[:, :2] * np.sign(ring[:, 1:2].mean() or 1.0)
+            points[i, e] = iris[i, e] + ring[:, :2] * np.sign(ring[:, 1].mean())  # the arc below (image y down)
     px_per_mm = np.full(n, 0.97 * s)
     factor = limbus_size(points, iris + 0.3, eyeballs, px_per_mm)
     assert factor * 0.97 == pytest.approx(1.0, abs=0.002)

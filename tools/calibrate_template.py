@@ -132,8 +132,7 @@ def read_eyes(template: Template, workdir: Path) -> tuple[np.ndarray, np.ndarray
                 image = geometry.apply_pose(drawn, s, rot, t)
                 image[:, :2] = faces[0].points[list(EYE_CORNERS), :2]  # MediaPipe's depth is not metric
                 offsets.append(geometry.invert_pose(image, s, rot, t) - drawn)
-                since = truth.times[i] - max(f[0] for f in FIXATIONS if f[0] <= truth.times[i] + 1e-9)
-                if since >= FOLLOW_SETTLE:
+                if truth.times[i] - FIXATIONS[truth.fixation[i]][0] >= FOLLOW_SETTLE:
                     read = fit_pose(faces[0].points[None].astype(np.float64), template.landmarks())
                     readings.append(np.concatenate([np.degrees(rotation_vectors(read.rotation[0])),
                                                     read.translation[0] / read.scale[0]]))
