@@ -82,8 +82,8 @@ LIMBUS_SIZE_STEP = 0.01
 LIMBUS_SIZE_FRAMES = 300
 # Edge points farther than this above or below the iris centre (seen from it, degrees from the
 # horizontal) are left out of the limbus fit: near the lids they read inside the limbus (on the 16
-# synthetic clips by 0.06 px at 30-45 degrees, 0.2 px at 45-60, 0.3 px beyond; within 0.03 px below
-# 30), which lifts an iris whose lower arcs reach the lower lid.
+# synthetic clips by 0.06-0.09 px at 30-45 degrees, 0.2 px at 45-60, 0.3 px beyond; 0.00-0.07 px
+# nearer the horizontal, medians), which lifts an iris whose lower arcs reach the lower lid.
 LIMBUS_MAX_ELEVATION_DEG = 50.0
 
 
