@@ -363,6 +363,29 @@ HELD_OUT_2_SPECS = {
 }
 
 
+
+# A fourth held-out set, written down (at the commit that added it) before any of it was first measured,
+# after v13-v18 had informed the limbus fit's lid clearance and the pose filter's jitter floor: an
+# esotropia under a one-sided droop with a blink, a horizontal pendular nystagmus on a chin-up rolled
+# head, a vertical jerk nystagmus under two low lids with the head turned, a hypertropia with wide
+# fixations at 3 px/mm and an incomplete blink, a lopsided smile beside a small exotropia, and a
+# vertical pendular nystagmus under a one-sided droop with the head bent down.
+HELD_OUT_3_SPECS = {
+    "v19": SynthSpec(seconds=4.5, head=(5.0, -3.0, 1.0), fixations=((0.0, 6.0, -4.0), (2.0, -8.0, 6.0)),
+                     deviation=(8.0, 0.0), ptosis_mm=(0.0, 1.0), blinks=(SynthBlink(3.2),)),
+    "v20": SynthSpec(seconds=4.0, head=(0.0, 7.0, -4.0), fixations=((0.0, 4.0, -3.0),),
+                     nystagmus=SynthNystagmus(3.5, 2.5, "pendular")),
+    "v21": SynthSpec(seconds=4.0, head=(-7.0, 3.0, 0.0), fixations=((0.0, -2.0, 4.0),), ptosis_mm=(0.8, 0.8),
+                     nystagmus=SynthNystagmus(3.0, 3.0, "jerk", "vertical")),
+    "v22": SynthSpec(seconds=4.5, size=640, px_per_mm=3.0, head=(2.0, -6.0, 2.0),
+                     fixations=((0.0, -10.0, 8.0), (1.5, 10.0, -8.0), (3.0, 0.0, 0.0)), deviation=(0.0, 3.0),
+                     blinks=(SynthBlink(1.0, (0.6, 0.6)), SynthBlink(3.6))),
+    "v23": SynthSpec(seconds=4.5, head=(-10.0, 4.0, 3.0), fixations=((0.0, 8.0, 2.0), (2.0, -6.0, -6.0)),
+                     deviation=(-4.0, -1.0), smile_mm=(3.0, 0.5), smile_s=(0.3, 3.8), blinks=(SynthBlink(1.4),)),
+    "v24": SynthSpec(seconds=4.0, head=(6.0, -7.0, -2.0), fixations=((0.0, 0.0, 2.0),), ptosis_mm=(1.4, 0.3),
+                     nystagmus=SynthNystagmus(2.0, 2.5, "pendular", "vertical")),
+}
+
 def accuracy(truth: SynthTruth, m) -> dict:
     """Errors of a ``measure.Measurement`` of a synthetic video against its truth, per eye [right, left]:
     median |error| over the valid frames of MRD1, MRD2 and fissure height (mm) and of gaze yaw and pitch
