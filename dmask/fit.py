@@ -42,6 +42,14 @@ FILTER_BLOCK = 64  # channels filtered at once
 # units large still pass.
 POSE_FILTER_HALF_WIDTH = 6
 POSE_FILTER_SIGMA_T = 3.0
+# The jitter that scales the pose filter's value weights is taken as at least this much rotation
+# (degrees) and translation (mm of the template's size): about the least that the dataset's steadiest
+# real videos show (0.04-0.09 on blink_selfie and mead_w015). On cleaner video the mesh's following of
+# a nystagmus beat (on the synthetic clips up to 0.12 deg and 0.05 mm peak to peak, where the jitter
+# is 0.01-0.06) would otherwise pass as head motion: the pendular clip's amplitude read 23-25 % short,
+# 12-17 % with the floor.
+POSE_MIN_JITTER_DEG = 0.05
+POSE_MIN_JITTER_MM = 0.05
 # On long videos the neutral face and the landmark jitter come from at most this many frames, spread
 # over the video, so that memory does not grow with the video's length.
 MAX_STAT_FRAMES = 1000
@@ -80,11 +88,16 @@ LIMBUS_MAX_MOVE_MM = 1.0
 LIMBUS_SIZE_RANGE = (0.94, 1.06)
 LIMBUS_SIZE_STEP = 0.01
 LIMBUS_SIZE_FRAMES = 300
-# Edge points farther than this above or below the iris centre (seen from it, degrees from the
-# horizontal) are left out of the limbus fit: near the lids they read inside the limbus (on the 16
-# synthetic clips by 0.06-0.09 px at 30-45 degrees, 0.2 px at 45-60, 0.3 px beyond; 0.00-0.07 px
-# nearer the horizontal, medians), which lifts an iris whose lower arcs reach the lower lid.
-LIMBUS_MAX_ELEVATION_DEG = 50.0
+# Edge points nearer than this many iris radii to the lid margin (the landmarks' lid ring) are left out
+# of the limbus fit: there the lid's edge and shadow pull the grey step inward. On the 22 synthetic
+# clips (all frames, both eyes, against the drawn limbus; medians): 0.40 px inside within 0.1 radii of
+# the ring, 0.25 at 0.1-0.15, 0.12 at 0.15-0.2, 0.05 at 0.2-0.25, 0.01 at 0.25-0.3, none beyond;
+# points clear of the lids read true whatever their height beside the iris (at 30-45 and 45-60 degrees
+# above or below its centre 0.01 px either way), so the points above and below it that carry an up and
+# down movement are kept where the lids leave them clear. (Before, points more than 50 degrees above or
+# below the centre were left out: the iris of an eye looking up under its lid still leaned on points
+# near the lid at 15-30 degrees, 0.55 px inside, and lost a fifth of a vertical nystagmus.)
+LIMBUS_LID_CLEARANCE = 0.25
 
 
 class FitError(ValueError):
@@ -258,7 +271,7 @@ def iris_on_eyeball(iris: np.ndarray, pose: Pose, centres: np.ndarray, radius: f
     return geometry.sphere_front_point(c_img, (pose.scale * radius)[:, None], iris)
 
 
-def limbus_iris(limbus, frames: np.ndarray, iris: np.ndarray, centres: np.ndarray, pose: Pose,
+def limbus_iris(limbus, frames: np.ndarray, iris: np.ndarray, lids: np.ndarray, centres: np.ndarray, pose: Pose,
                 mm_per_unit: float) -> np.ndarray:
     """Iris centres (f, 2, 2) re-fitted to each eye's limbus edge points as the limbus of its eyeball
     (``geometry.limbus_centres``): a circle of the iris's size on the limbus plane, whose image
@@ -269,7 +282,8 @@ def limbus_iris(limbus, frames: np.ndarray, iris: np.ndarray, centres: np.ndarra
     0.4 px at most). Frames without points, or whose re-fit moves farther than LIMBUS_MAX_MOVE_MM,
     keep the landmark stage's centre.
     limbus : (n, 2, m, 2) image pixels, NaN-padded (Track.limbus), or None; frames : (f,) the rows of
-    limbus; iris : (f, 2, 2) image; centres : (2, 3) or (f, 2, 3) eyeballs, head space.
+    limbus; iris : (f, 2, 2) image; lids : (f, 2, k, 2) the lid rings (``clear_of_lids``), image;
+    centres : (2, 3) or (f, 2, 3) eyeballs, head space.
     """
     if limbus is None:
         return iris
@@ -278,7 +292,7 @@ def limbus_iris(limbus, frames: np.ndarray, iris: np.ndarray, centres: np.ndarra
     out = iris.copy()
     for a in range(0, len(frames), CHUNK_FRAMES):
         b = min(a + CHUNK_FRAMES, len(frames))
-        points = side_points(limbus[frames[a:b]], iris[a:b])
+        points = clear_of_lids(limbus[frames[a:b]], lids[a:b], px_per_mm[a:b] * topology.IRIS_DIAMETER_MM / 2)
         for e in range(2):
             fitted = geometry.limbus_centres(points[:, e], iris[a:b, e], eyeballs[a:b, e],
                                              px_per_mm[a:b] * topology.LIMBUS_DEPTH_MM,
@@ -289,16 +303,15 @@ def limbus_iris(limbus, frames: np.ndarray, iris: np.ndarray, centres: np.ndarra
     return out
 
 
-def side_points(points, iris: np.ndarray) -> np.ndarray:
-    """Limbus edge points (f, 2, m, 2), float64, with those more than LIMBUS_MAX_ELEVATION_DEG above or
-    below the iris centres (f, 2, 2) NaN."""
+def clear_of_lids(points, lids: np.ndarray, radius: np.ndarray) -> np.ndarray:
+    """Limbus edge points (f, 2, m, 2), float64, with those within LIMBUS_LID_CLEARANCE iris radii
+    (radius (f,) px) of their eye's lid ring (lids (f, 2, k, 2) image, ``topology.lid_ring``) NaN."""
     points = np.asarray(points, np.float64)
-    d = points - iris[:, :, None]
-    elevation = np.degrees(np.arctan2(np.abs(d[..., 1]), np.abs(d[..., 0])))
-    return np.where((elevation <= LIMBUS_MAX_ELEVATION_DEG)[..., None], points, np.nan)
+    near = np.stack([geometry.ring_distance(points[:, e], lids[:, e]) for e in range(2)], axis=1)
+    return np.where((near >= LIMBUS_LID_CLEARANCE * radius[:, None, None])[..., None], points, np.nan)
 
 
-def limbus_scale(limbus, frames: np.ndarray, iris: np.ndarray, centres: np.ndarray, pose: Pose,
+def limbus_scale(limbus, frames: np.ndarray, iris: np.ndarray, lids: np.ndarray, centres: np.ndarray, pose: Pose,
                  mm_per_unit: float) -> float:
     """The factor on the image scale that the limbus edge points of up to LIMBUS_SIZE_FRAMES of the
     frames, evenly spread, fit best (``limbus_size``); arguments as ``limbus_iris``. 1.0 without points."""
@@ -307,8 +320,9 @@ def limbus_scale(limbus, frames: np.ndarray, iris: np.ndarray, centres: np.ndarr
     rows = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), LIMBUS_SIZE_FRAMES)).round().astype(int))
     eyeballs = geometry.apply_pose(centres if np.ndim(centres) == 2 else centres[rows], pose.scale[rows],
                                    pose.rotation[rows], pose.translation[rows])[..., :2]
-    return limbus_size(side_points(limbus[frames[rows]], iris[rows]), iris[rows], eyeballs,
-                       pose.scale[rows] / mm_per_unit)
+    px_per_mm = pose.scale[rows] / mm_per_unit
+    points = clear_of_lids(limbus[frames[rows]], lids[rows], px_per_mm * topology.IRIS_DIAMETER_MM / 2)
+    return limbus_size(points, iris[rows], eyeballs, px_per_mm)
 
 
 def limbus_size(points: np.ndarray, iris: np.ndarray, eyeballs: np.ndarray, px_per_mm: np.ndarray) -> float:
@@ -448,24 +462,27 @@ def bilateral_window(padded: np.ndarray, sigma_v: np.ndarray, h: int = FILTER_HA
     return num / den
 
 
-def bilateral_filter(x: np.ndarray, h: int = FILTER_HALF_WIDTH, sigma_t: float = FILTER_SIGMA_T) -> np.ndarray:
+def bilateral_filter(x: np.ndarray, h: int = FILTER_HALF_WIDTH, sigma_t: float = FILTER_SIGMA_T,
+                     least_jitter=0.0) -> np.ndarray:
     """Edge-preserving temporal filter along axis 0, for each channel.
 
     Tomasi & Manduchi's bilateral filter applied in time: neighbours within h frames are averaged
     with weights that fall with time distance (sigma_t frames) and with value difference measured in
-    units of the channel's own jitter. Landmark jitter is smoothed; saccades, nystagmus beats and
-    blinks, many jitter units large, pass unchanged, so a 3-frame blink survives.
+    units of the channel's own jitter (at least ``least_jitter``, a scalar or one value per channel).
+    Landmark jitter is smoothed; saccades, nystagmus beats and blinks, many jitter units large, pass
+    unchanged, so a 3-frame blink survives.
     x : (f, ...) float. Returns the same shape.
     """
     f = x.shape[0]
     if f < 5:
         return x.copy()
     flat = x.reshape(f, -1)
+    least = np.broadcast_to(np.asarray(least_jitter, float), flat.shape[1:])
     out = np.empty_like(flat)
     # Channels are independent: filter them in blocks so the temporaries stay small.
     for c in range(0, flat.shape[1], FILTER_BLOCK):
         block = flat[:, c : c + FILTER_BLOCK]
-        sigma_v = FILTER_SIGMA_V * np.maximum(jitter(block), 1e-9)
+        sigma_v = FILTER_SIGMA_V * np.maximum(jitter(block), np.maximum(least[c : c + FILTER_BLOCK], 1e-9))
         padded = np.pad(block, ((h, h), (0, 0)), mode="edge")
         out[:, c : c + FILTER_BLOCK] = bilateral_window(padded, sigma_v, h, sigma_t)
     return out.reshape(x.shape)
@@ -473,15 +490,17 @@ def bilateral_filter(x: np.ndarray, h: int = FILTER_HALF_WIDTH, sigma_t: float =
 
 def smooth_pose(pose: Pose) -> Pose:
     """Bilateral-filter log-scale, rotation (relative to frontal, away from the angle wrap) and
-    translation over POSE_FILTER_HALF_WIDTH frames."""
-    def smooth(x):
-        return bilateral_filter(x, POSE_FILTER_HALF_WIDTH, POSE_FILTER_SIGMA_T)
+    translation over POSE_FILTER_HALF_WIDTH frames, with their jitter taken as at least
+    POSE_MIN_JITTER_DEG and POSE_MIN_JITTER_MM."""
+    def smooth(x, least=0.0):
+        return bilateral_filter(x, POSE_FILTER_HALF_WIDTH, POSE_FILTER_SIGMA_T, least)
 
     rel = geometry.rotation_to_vector(pose.rotation @ geometry.FRONTAL)
+    px_per_mm = float(np.median(pose.scale))
     return Pose(
         scale=np.exp(smooth(np.log(pose.scale))),
-        rotation=geometry.vector_to_rotation(smooth(rel)) @ geometry.FRONTAL,
-        translation=smooth(pose.translation),
+        rotation=geometry.vector_to_rotation(smooth(rel, np.radians(POSE_MIN_JITTER_DEG))) @ geometry.FRONTAL,
+        translation=smooth(pose.translation, POSE_MIN_JITTER_MM * px_per_mm),
     )
 
 
@@ -553,7 +572,7 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
         poses.append(fit_pose(pts, reference))
         z.append(_feature_z(to_head(pts, poses[-1]), template))
     neutral = neutral_of(_pose_concat(poses), np.concatenate(z))
-    poses, z, iris_d, canthi, opening, iris, mrd1 = [], [], [], [], [], [], []
+    poses, z, iris_d, canthi, opening, iris, mrd1, rings = [], [], [], [], [], [], [], []
     for _, pts in chunks():
         poses.append(fit_pose(pts, neutral))
         shapes = to_head(pts, poses[-1])
@@ -562,10 +581,11 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
         canthi.append(canthi_mid(shapes))
         opening.append(lid_opening(shapes))
         iris.append(pts[:, list(topology.IRIS_CENTRE), :2])
+        rings.append(np.stack([pts[:, list(topology.lid_ring(e)), :2] for e in range(2)], axis=1))
         mrd1.append(shapes[:, list(topology.MID_UPPER), 1] - shapes[:, list(topology.IRIS_CENTRE), 1])
     pose = _pose_concat(poses)
     neutral = neutral_of(pose, np.concatenate(z))
-    iris_d, canthi, read, mrd1 = (np.concatenate(a) for a in (iris_d, canthi, iris, mrd1))
+    iris_d, canthi, read, mrd1, rings = (np.concatenate(a) for a in (iris_d, canthi, iris, mrd1, rings))
     # The scale comes from the iris, which is seen narrower as the eye turns from the camera: taken
     # from the frames where both eyes face it most (known after a first estimate from all frames).
     mm_per_unit = topology.IRIS_DIAMETER_MM / float(np.median(iris_d))
@@ -586,9 +606,9 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
             centres = reflex_centres(centres, iris, reflexes, head, opening >= CLOSED_OPENING, mrd1 * mm_per_unit,
                                      mm_per_unit)
         if step == 1:  # the limbus's own scale (``limbus_scale``), found once
-            limbus_mm_per_unit = mm_per_unit / limbus_scale(track.limbus, frames, read, centres, head, mm_per_unit)
+            limbus_mm_per_unit = mm_per_unit / limbus_scale(track.limbus, frames, read, rings, centres, head, mm_per_unit)
         if step:
-            iris = limbus_iris(track.limbus, frames, read, centres, head, limbus_mm_per_unit)
+            iris = limbus_iris(track.limbus, frames, read, rings, centres, head, limbus_mm_per_unit)
         gaze = fit_gaze(iris, head, centres, topology.LIMBUS_DEPTH_MM / mm_per_unit)
         eyeballs = np.broadcast_to(centres - corner_centres, (len(iris), 2, 3)) * mm_per_unit
         mm_per_unit = topology.IRIS_DIAMETER_MM / float(np.median(iris_d[facing_camera(gaze, head)]))

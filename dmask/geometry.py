@@ -175,6 +175,15 @@ def fit_circle(points: np.ndarray, centre: np.ndarray, radius: float, iterations
     return x[:2], float(x[2])
 
 
+def ring_distance(points: np.ndarray, ring: np.ndarray) -> np.ndarray:
+    """Distance of points (f, m, 2) to a closed polyline per frame, ring (f, k, 2). Returns (f, m)."""
+    a = ring[:, None]  # (f, 1, k, 2)
+    ab = np.roll(ring, -1, axis=1)[:, None] - a
+    ap = points[:, :, None] - a  # (f, m, k, 2)
+    t = np.clip((ap * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12), 0.0, 1.0)
+    return np.linalg.norm(ap - t[..., None] * ab, axis=-1).min(axis=-1)
+
+
 def parabola_peak(before, top, after):
     """Offset (-0.5..0.5 samples) of the top of a parabola through three equally spaced samples, the
     middle one the largest; 0 where they do not bend down. Element-wise on arrays."""

@@ -48,7 +48,7 @@ import numpy as np
 
 from . import geometry, topology
 from .fit import (CLOSED_OPENING, bilateral_filter, eyeball_centres, fill_missing, fit_pose, fit_track, follow,
-                  iris_on_eyeball, lid_opening, to_head)
+                  lid_opening, to_head)
 from .template import Template, canthi_mid, load_template
 from .types import FaceFit, Identity, MaskOptions, Pose, Track
 
@@ -829,20 +829,16 @@ def measure_fit(fit: FaceFit, identity: Identity, track: Track, template: Templa
     # The eyeballs as the fit placed them: about the corners read in the pose that follows the eyes as
     # they do (``fit.follow``), and put where the pose less that following says.
     corner_pose = obs_pose
+    read_gaze = fit.gaze if fit.raw_gaze is None else fit.raw_gaze
     if template.pitch_following is not None:
-        read_gaze = fit.gaze if fit.raw_gaze is None else fit.raw_gaze
         corner_pose = follow(obs_pose, read_gaze[found], template.pitch_following)
     corners = to_head(track.points[found][:, list(topology.EYE_CORNERS)], corner_pose) * mm  # outer R, L; inner R, L
     corners = (corners[:, :2] + corners[:, 2:]) / 2
     centres = eyeball_centres(corners, template) + (0.0 if fit.eyeballs is None else fit.eyeballs[found])
-    # The iris centre at its depth on the fitted eyeball, not at the landmark stage's depth (MediaPipe
-    # puts it ~2 mm behind the lids where the eyeball model has it ~4 mm behind): MRD1 is a height in
-    # the head's frame, and a head tilted by t shifts a point that is d too deep by d sin t in it (0.2
-    # mm at 6 degrees). Only the depth is taken: an iris seen beyond the model's outline stays where seen.
-    iris_img = track.points[found][:, list(topology.IRIS_CENTRE), :2].astype(np.float64)
-    lifted = iris_on_eyeball(iris_img, obs_pose, centres / mm, topology.LIMBUS_DEPTH_MM / mm)
-    lifted[..., :2] = iris_img
-    iris_obs = to_head(lifted, obs_pose) * mm
+    # The iris centre where the fit read it: on its eyeball, along the gaze (the limbus fitted as the
+    # eyeball's, ``fit.limbus_iris``), not the landmark stage's circle, which trades size for height
+    # where a lid hides the limbus's top (MRD1 0.35 mm high under the 1.8 mm droops of a synthetic clip).
+    iris_obs = centres + topology.LIMBUS_DEPTH_MM * geometry.gaze_vector(read_gaze[found])
     iris = fill_missing(bilateral_filter(iris_obs), found)  # (n, 2, 3)
 
     metrics = []

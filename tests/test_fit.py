@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dmask import geometry, topology
-from dmask.fit import bilateral_filter, fill_missing, fit_track, limbus_size, running_median, side_points
+from dmask.fit import bilateral_filter, clear_of_lids, fill_missing, fit_track, limbus_size, running_median
 from dmask.swap import head_shape, mask_geometry
 from dmask.template import canthi_mid, load_template
 from dmask.types import Track
@@ -178,7 +178,9 @@ def test_a_pose_that_follows_a_nystagmus_beat_takes_little_off_the_gaze():
     the rendered pendular clip). Here the mesh follows a 3 Hz, 2 degree pendular beat by 20 %, under a
     common jitter of 0.1 px (real videos' pose jitter is larger still): read against each frame's own
     pose, the beat would lose those 20 %; against the filtered pose (``fit.POSE_FILTER_HALF_WIDTH``),
-    less than half of that on average over three draws of the jitter."""
+    less than half of that on average over three draws of the jitter. Without any jitter too: the
+    filter takes the pose's jitter as at least ``fit.POSE_MIN_JITTER_DEG`` and ``POSE_MIN_JITTER_MM``
+    (the beat keeps 95 %; 80 % were it taken as none)."""
     from dmask.synth import SynthNystagmus, SynthSpec, synth_track
 
     track, truth = synth_track(SynthSpec(seconds=3.0, nystagmus=SynthNystagmus(3.0, 2.0, "pendular")), TEMPLATE)
@@ -189,14 +191,16 @@ def test_a_pose_that_follows_a_nystagmus_beat_takes_little_off_the_gaze():
         return 2 * np.hypot(*np.linalg.lstsq(a, g[:, :, 0], rcond=None)[0][1:])
 
     gains = []
-    for seed in range(3):
+    for seed in range(4):
         points = track.points.astype(np.float64)
         iris_x = points[:, list(topology.IRIS_CENTRE), 0].mean(axis=1)
         points[:, : topology.N_MESH, 0] += 0.2 * (iris_x - iris_x.mean())[:, None]
-        points[:, :, :2] += np.random.default_rng(seed).normal(0, 0.1, (len(points), 1, 2))
+        if seed:
+            points[:, :, :2] += np.random.default_rng(seed).normal(0, 0.1, (len(points), 1, 2))
         fit, _ = fit_track(Track(points=points.astype(np.float32), present=track.present), TEMPLATE)
         gains.append(swing(fit.raw_gaze) / swing(truth.gaze))
-    assert np.mean(gains) > 0.9 and np.min(gains) > 0.85, gains  # 0.80 against each frame's pose
+    assert np.min(gains[0]) > 0.9, gains[0]  # no jitter
+    assert np.mean(gains[1:]) > 0.9 and np.min(gains[1:]) > 0.85, gains  # 0.80 against each frame's pose
 
 
 def test_the_iris_is_placed_on_its_limbus_edge_points_as_the_eyeball_model_sees_it():
@@ -271,35 +275,48 @@ def test_the_limbus_size_is_the_one_its_edge_points_fit():
 
 
 def test_edge_points_near_the_lids_are_left_out_of_the_limbus_fit():
-    """Edge points all round a limbus seen straight on (2 px/mm), those more than 50 degrees below the
-    iris centre read 0.3 px inside it, as the synthetic clips' points near the lower lid do: placed by
-    the points beside the iris (``side_points``), the iris stands where it is; with all of them it
-    rises 0.12 px."""
+    """A limbus seen straight on (2 px/mm) whose lower part the lower lid hides, 0.8 radii below the iris
+    centre: its edge points within 0.25 radii of the lid read 0.3 px inside, as the synthetic clips'
+    points near the lids do. Placed by the points clear of the lids (``clear_of_lids``: all round the
+    top, which its lid leaves clear, and down to 33 degrees below the centre), the iris stands where it
+    is; with all of them it rises 0.07 px."""
     from dmask.geometry import limbus_centres
 
     radius = 2.0 * topology.IRIS_DIAMETER_MM / 2
     depth = np.full(1, 2.0 * topology.LIMBUS_DEPTH_MM)
-    angles = np.radians(np.arange(-175.0, 180.0, 10.0))
     iris = np.array([[[100.0, 100.0], [164.0, 100.0]]])
-    elevation = np.degrees(np.arcsin(np.abs(np.sin(angles))))
-    reach = np.where((np.sin(angles) > 0) & (elevation > 50), radius - 0.3, radius)  # image y down: below
-    ring = np.stack([np.cos(angles), np.sin(angles)], axis=1) * reach[:, None]
+    lid_y = 100.0 + 0.8 * radius  # image y down: below the centre
+    # Each eye's lid ring: outer corner, upper lid, inner corner, then a flat lower lid back.
+    shape = np.array([[-2.5, 0.0], [0.0, -2.0], [2.5, 0.0], [1.5, 0.8], [-1.5, 0.8]]) * radius
+    lids = iris[:, :, None] + shape[None, None]  # (1, 2, 5, 2)
+    angles = np.radians(np.arange(-175.0, 180.0, 10.0))
+    on = np.stack([np.cos(angles), np.sin(angles)], axis=1) * radius
+    shown = on[:, 1] < lid_y - 100.0
+    near_lid = lid_y - 100.0 - on[:, 1] < 0.25 * radius
+    reach = np.where(near_lid, radius - 0.3, radius)[shown]
+    ring = on[shown] / radius * reach[:, None]
     points = iris[:, :, None] + ring[None, None]  # (1, 2, m, 2)
-    for chosen, moves in ((side_points(points, iris), False), (points, True)):
+    clear = clear_of_lids(points, lids, np.full(1, radius))
+    assert np.isnan(clear[0, 0, near_lid[shown], 0]).all() and np.isfinite(clear[0, 0, ~near_lid[shown]]).all()
+    elevation = np.degrees(np.arctan2(np.abs(ring[:, 1]), np.abs(ring[:, 0])))
+    assert elevation[~near_lid[shown]].max() > 80  # the upper arc, far from its lid, is kept
+    for chosen, moves in ((clear, False), (points, True)):
         placed = limbus_centres(chosen[:, 0], iris[:, 0] + 0.5, iris[:, 0], depth, np.full(1, radius))
         height = abs(placed[0, 1] - iris[0, 0, 1])
-        assert (height > 0.1) if moves else (height < 0.01), height
+        assert (height > 0.05) if moves else (height < 0.01), height
 
 
 def test_the_head_pose_read_moved_with_the_eyes_is_taken_back():
     """The template's face points read moved with the eyes (``Template.pitch_following``, as
-    ``synth.synth_track`` poses them), under a 2 Hz vertical jerk nystagmus of 2.5 degrees with the head
-    bent down: the fit takes the move off the pose and keeps the beat (within 3 %); without it the beat
-    reads 10 % short (0.90), as the eyeball centres rise and fall with the face."""
+    ``synth.synth_track`` poses them), under a 1 Hz vertical pendular movement of 6 degrees with the
+    head bent down: the fit takes the move off the pose and keeps the movement (within 3 %); without
+    it the movement reads 9 % short (0.91), as the eyeball centres rise and fall with the face. (Of a
+    faster beat the pose filter holds part of the move out by itself, ``fit.POSE_MIN_JITTER_DEG``: of a
+    2 Hz jerk nystagmus 4.5 % is lost without the following taken off.)"""
     from dmask.synth import SynthNystagmus, SynthSpec, synth_track
 
     template = load_template()
-    spec = SynthSpec(seconds=3.0, head=(-3.0, -8.0, -3.0), nystagmus=SynthNystagmus(2.0, 2.5, "jerk", "vertical"))
+    spec = SynthSpec(seconds=3.0, head=(-3.0, -8.0, -3.0), nystagmus=SynthNystagmus(1.0, 6.0, "pendular", "vertical"))
     track, truth = synth_track(spec, template)
 
     def gain(t):
@@ -364,8 +381,9 @@ def test_corneal_reflex_anchors_an_eye_whose_corners_are_read_aside():
     assert gaze_error(without, gaze, 0) > 2.0 and gaze_error(without, gaze, 1) > 2.0
     assert gaze_error(with_reflex, gaze, 0) < 0.3 and gaze_error(with_reflex, gaze, 1) < 0.3
     # the other eye, whose corners are read right, agrees with its corner anchor (the mm scale moves a
-    # little with the first eye's gaze)
-    np.testing.assert_allclose(with_reflex.gaze[:, 1], without.gaze[:, 1], atol=0.01)
+    # little with the first eye's gaze; the filtered pose, its jitter taken as at least
+    # fit.POSE_MIN_JITTER_DEG, is up to 0.08 degrees off this noiseless, fast-turning head's)
+    np.testing.assert_allclose(with_reflex.gaze[:, 1], without.gaze[:, 1], atol=0.03)
     # the mask's eyeball moves as far from the template's corner anchor as the reflex moved the subject's
     np.testing.assert_allclose(with_reflex.eyeballs, np.broadcast_to([[-0.6, 0.6, 0.0], [0.0, 0.0, 0.0]], (90, 2, 3)),
                                atol=0.05)

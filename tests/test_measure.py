@@ -169,6 +169,40 @@ def test_mrd1_does_not_hang_on_the_landmarks_iris_depth():
     np.testing.assert_allclose(m.frames.mrd2[v], truth.mrd2[v], atol=0.02)
 
 
+def test_mrd1_takes_the_iris_where_the_fit_placed_it_on_its_limbus():
+    """The landmark stage's iris circle, free in size, sits low where a lid hides the limbus's top (MRD1
+    read 0.35 mm high from it under a synthetic clip's 1.8 mm droops). Here the iris landmarks are read
+    1 px (0.5 mm) low, the limbus edge points where the limbus is: MRD1 and MRD2 take the iris where
+    the fit placed it on its limbus (``fit.limbus_iris``) and come back within 0.05 mm; from the
+    landmarks alone they are 0.5 mm off."""
+    from dmask.geometry import gaze_vector
+    from dmask.synth import synth_fit
+    from dmask.topology import IRIS_CENTRE, IRIS_DIAMETER_MM, IRIS_RING
+
+    spec = SynthSpec(seconds=1.0, head=(5.0, -4.0, 0.0), fixations=((0.0, 6.0, 3.0),))
+    track, truth = synth_track(spec)
+    pose, gaze = (f := synth_fit(spec, load_template())).pose, f.gaze
+    angles = np.linspace(0, 2 * np.pi, 48, endpoint=False)
+    limbus = np.empty((track.n_frames, 2, 48, 2), np.float32)
+    low = np.array(track.points, copy=True)
+    for e in range(2):
+        g = gaze_vector(gaze[:, e])  # (n, 3) head space
+        u = np.cross(g, [0.0, 0.0, 1.0])
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        v = np.cross(g, u)
+        circle = IRIS_DIAMETER_MM / 2 * (np.cos(angles)[None, :, None] * u[:, None] + np.sin(angles)[None, :, None] * v[:, None])
+        seen = pose.scale[:, None, None] * np.einsum("fij,fmj->fmi", pose.rotation, circle)
+        limbus[:, e] = track.points[:, IRIS_CENTRE[e], None, :2] + seen[..., :2]
+        low[:, [IRIS_CENTRE[e], *IRIS_RING[e]], 1] += 1.0  # image y down
+    for edge_points, close in ((limbus, True), (None, False)):
+        m = measure_track(dataclasses.replace(track, points=low, limbus=edge_points), truth.times)
+        v = m.frames.valid
+        assert v.mean() > 0.9
+        for got, want in ((m.frames.mrd1, truth.mrd1), (m.frames.mrd2, truth.mrd2)):
+            error = np.abs(np.median(got[v] - want[v]))
+            assert (error < 0.05) if close else (error > 0.4), error
+
+
 @pytest.fixture(scope="module")
 def exact():
     out = {}
