@@ -5,8 +5,9 @@
 Renders every clip of ``synth.ACCURACY_SPECS`` (the clips of the issue's bars; tests/test_measure.py
 asserts the bars met there), of ``synth.VALIDATION_SPECS`` (held out until they informed the lid search and
 the lid-course fit) and of ``synth.HELD_OUT_SPECS`` (held out until they informed the pitch following and
-the limbus edge-point limit, fit.LIMBUS_MAX_ELEVATION_DEG) and of ``synth.HELD_OUT_2_SPECS`` (held out: no
-constant was set on them), measures
+the limbus edge-point limit, then fit.LIMBUS_MAX_ELEVATION_DEG), of ``synth.HELD_OUT_2_SPECS`` (held out
+until they informed the limbus fit's lid clearance, fit.LIMBUS_LID_CLEARANCE) and of
+``synth.HELD_OUT_3_SPECS`` (held out: no constant was set on them), measures
 each with ``measure_video`` and prints ``synth.accuracy`` per clip and eye (right / left): the median
 |error| of gaze yaw and pitch (deg), MRD1 and fissure height (mm), the deviation error (PD, horizontal /
 vertical), the nystagmus frequency error (Hz) and relative amplitude error, blinks found / invented /
@@ -27,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dmask import measure_video  # noqa: E402
-from dmask.synth import (ACCURACY_SPECS, HELD_OUT_2_SPECS, HELD_OUT_SPECS, VALIDATION_SPECS, accuracy, f1,  # noqa: E402
-                         write_synthetic)
+from dmask.synth import (ACCURACY_SPECS, HELD_OUT_2_SPECS, HELD_OUT_3_SPECS, HELD_OUT_SPECS, VALIDATION_SPECS,  # noqa: E402
+                         accuracy, f1, write_synthetic)
 
 # The bars: (key of synth.accuracy, limit on each eye's |error|).
 BARS = (("gaze_yaw_deg", 2.0), ("gaze_pitch_deg", 2.0), ("deviation_pd", 2.0), ("mrd1_mm", 0.3),
@@ -84,7 +85,8 @@ def main(argv=None) -> int:
         print("\n".join(table("Accuracy clips (synth.ACCURACY_SPECS)", run(ACCURACY_SPECS, folder))
                         + table("Validation clips (synth.VALIDATION_SPECS)", run(VALIDATION_SPECS, folder))
                         + table("Held-out clips (synth.HELD_OUT_SPECS)", run(HELD_OUT_SPECS, folder))
-                        + table("Second held-out clips (synth.HELD_OUT_2_SPECS)", run(HELD_OUT_2_SPECS, folder))))
+                        + table("Second held-out clips (synth.HELD_OUT_2_SPECS)", run(HELD_OUT_2_SPECS, folder))
+                        + table("Third held-out clips (synth.HELD_OUT_3_SPECS)", run(HELD_OUT_3_SPECS, folder))))
     return 0
 
 
