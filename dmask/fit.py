@@ -84,7 +84,8 @@ LIMBUS_MAX_MOVE_MM = 1.0
 # it curve, and a radius 1 % off moves it 0.1-0.3 px (a limbus too small sits where its arcs are as far
 # apart as the points'): the size of the limbus in the image is the one that fits the video's edge
 # points best (``limbus_size``), searched in steps of LIMBUS_SIZE_STEP within LIMBUS_SIZE_RANGE of the
-# scale from MediaPipe's iris (on the synthetic clips 0.2-3.6 % small), on up to LIMBUS_SIZE_FRAMES frames.
+# scale from MediaPipe's iris (on the synthetic clips 0.2-3.6 % small), on up to LIMBUS_SIZE_FRAMES frames;
+# it is then the video's scale, of every length measured (``fit_track``).
 LIMBUS_SIZE_RANGE = (0.94, 1.06)
 LIMBUS_SIZE_STEP = 0.01
 LIMBUS_SIZE_FRAMES = 300
@@ -587,15 +588,19 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
     neutral = neutral_of(pose, np.concatenate(z))
     iris_d, canthi, read, mrd1, rings = (np.concatenate(a) for a in (iris_d, canthi, iris, mrd1, rings))
     # The scale comes from the iris, which is seen narrower as the eye turns from the camera: taken
-    # from the frames where both eyes face it most (known after a first estimate from all frames).
+    # from the frames where both eyes face it most (known after a first estimate from all frames);
+    # then, where the landmark stage kept limbus edge points, from the size of limbus they fit best
+    # (``limbus_scale``): on the synthetic clips MediaPipe's iris read up to 4 % small, which made every
+    # length that much longer (fissures up to 0.4 mm tall) and the eyeball that much smaller (on the
+    # dataset's videos from 2 % large to 3 % small).
     mm_per_unit = topology.IRIS_DIAMETER_MM / float(np.median(iris_d))
     opening = np.concatenate(opening)
     # The eyes are read against the filtered head pose (POSE_FILTER_HALF_WIDTH), which is also the
     # pose drawn; the expression against each frame's own.
     head = smooth_pose(pose)
     reflexes = None if track.reflexes is None else np.asarray(track.reflexes[frames], np.float64)
-    # Three rounds: the scale, then the iris on its limbus (which needs the scale and the eyeballs),
-    # then the eyeballs again from that iris.
+    # Three rounds: the scale, then the limbus's scale and the iris on its limbus (which needs the
+    # scale and the eyeballs), then the eyeballs again from that iris.
     iris = read
     for step in range(3):
         if step and template.pitch_following is not None:
@@ -605,13 +610,14 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
         if reflexes is not None:
             centres = reflex_centres(centres, iris, reflexes, head, opening >= CLOSED_OPENING, mrd1 * mm_per_unit,
                                      mm_per_unit)
-        if step == 1:  # the limbus's own scale (``limbus_scale``), found once
-            limbus_mm_per_unit = mm_per_unit / limbus_scale(track.limbus, frames, read, rings, centres, head, mm_per_unit)
+        if step == 1 and track.limbus is not None:
+            mm_per_unit /= limbus_scale(track.limbus, frames, read, rings, centres, head, mm_per_unit)
         if step:
-            iris = limbus_iris(track.limbus, frames, read, rings, centres, head, limbus_mm_per_unit)
+            iris = limbus_iris(track.limbus, frames, read, rings, centres, head, mm_per_unit)
         gaze = fit_gaze(iris, head, centres, topology.LIMBUS_DEPTH_MM / mm_per_unit)
         eyeballs = np.broadcast_to(centres - corner_centres, (len(iris), 2, 3)) * mm_per_unit
-        mm_per_unit = topology.IRIS_DIAMETER_MM / float(np.median(iris_d[facing_camera(gaze, head)]))
+        if step == 0 or track.limbus is None:
+            mm_per_unit = topology.IRIS_DIAMETER_MM / float(np.median(iris_d[facing_camera(gaze, head)]))
     gaze = hold_closed_gaze(gaze, opening)
     # The lids against each frame's pose less its following of the eyes, as the eyes are read (and
     # as ``measure`` reads the iris under them).

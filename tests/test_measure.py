@@ -169,38 +169,68 @@ def test_mrd1_does_not_hang_on_the_landmarks_iris_depth():
     np.testing.assert_allclose(m.frames.mrd2[v], truth.mrd2[v], atol=0.02)
 
 
+def limbus_points(spec, track) -> np.ndarray:
+    """The limbus of each eye of a ``synth_track`` as 48 edge points a frame, (n, 2, 48, 2) image px,
+    about the track's iris centres."""
+    from dmask.geometry import gaze_vector
+    from dmask.synth import synth_fit
+    from dmask.topology import IRIS_CENTRE, IRIS_DIAMETER_MM
+
+    fit = synth_fit(spec, load_template())
+    angles = np.linspace(0, 2 * np.pi, 48, endpoint=False)[None, :, None]
+    limbus = np.empty((track.n_frames, 2, 48, 2), np.float32)
+    for e in range(2):
+        g = gaze_vector(fit.gaze[:, e])  # (n, 3) head space
+        u = np.cross(g, [0.0, 0.0, 1.0])
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        v = np.cross(g, u)
+        circle = IRIS_DIAMETER_MM / 2 * (np.cos(angles) * u[:, None] + np.sin(angles) * v[:, None])
+        seen = fit.pose.scale[:, None, None] * np.einsum("fij,fmj->fmi", fit.pose.rotation, circle)
+        limbus[:, e] = track.points[:, IRIS_CENTRE[e], None, :2] + seen[..., :2]
+    return limbus
+
+
 def test_mrd1_takes_the_iris_where_the_fit_placed_it_on_its_limbus():
     """The landmark stage's iris circle, free in size, sits low where a lid hides the limbus's top (MRD1
     read 0.35 mm high from it under a synthetic clip's 1.8 mm droops). Here the iris landmarks are read
     1 px (0.5 mm) low, the limbus edge points where the limbus is: MRD1 and MRD2 take the iris where
     the fit placed it on its limbus (``fit.limbus_iris``) and come back within 0.05 mm; from the
     landmarks alone they are 0.5 mm off."""
-    from dmask.geometry import gaze_vector
-    from dmask.synth import synth_fit
-    from dmask.topology import IRIS_CENTRE, IRIS_DIAMETER_MM, IRIS_RING
+    from dmask.topology import IRIS_CENTRE, IRIS_RING
 
     spec = SynthSpec(seconds=1.0, head=(5.0, -4.0, 0.0), fixations=((0.0, 6.0, 3.0),))
     track, truth = synth_track(spec)
-    pose, gaze = (f := synth_fit(spec, load_template())).pose, f.gaze
-    angles = np.linspace(0, 2 * np.pi, 48, endpoint=False)
-    limbus = np.empty((track.n_frames, 2, 48, 2), np.float32)
     low = np.array(track.points, copy=True)
     for e in range(2):
-        g = gaze_vector(gaze[:, e])  # (n, 3) head space
-        u = np.cross(g, [0.0, 0.0, 1.0])
-        u /= np.linalg.norm(u, axis=1, keepdims=True)
-        v = np.cross(g, u)
-        circle = IRIS_DIAMETER_MM / 2 * (np.cos(angles)[None, :, None] * u[:, None] + np.sin(angles)[None, :, None] * v[:, None])
-        seen = pose.scale[:, None, None] * np.einsum("fij,fmj->fmi", pose.rotation, circle)
-        limbus[:, e] = track.points[:, IRIS_CENTRE[e], None, :2] + seen[..., :2]
         low[:, [IRIS_CENTRE[e], *IRIS_RING[e]], 1] += 1.0  # image y down
-    for edge_points, close in ((limbus, True), (None, False)):
+    for edge_points, close in ((limbus_points(spec, track), True), (None, False)):
         m = measure_track(dataclasses.replace(track, points=low, limbus=edge_points), truth.times)
         v = m.frames.valid
         assert v.mean() > 0.9
         for got, want in ((m.frames.mrd1, truth.mrd1), (m.frames.mrd2, truth.mrd2)):
             error = np.abs(np.median(got[v] - want[v]))
             assert (error < 0.05) if close else (error > 0.4), error
+
+
+def test_lengths_take_the_scale_of_the_limbus_the_edge_points_fit():
+    """MediaPipe's iris read up to 4 % small on the synthetic clips, and the scale of every length is
+    the iris: here its ring is read 4 % small while the limbus edge points are where the limbus is.
+    The fissures' height and width come back within 0.5 %, on the scale of the limbus the points fit
+    (``fit.limbus_scale``); on the landmarks' iris alone they read 4 % long."""
+    from dmask.topology import IRIS_CENTRE, IRIS_RING
+
+    spec = SynthSpec(seconds=1.0, head=(-6.0, 3.0, 2.0), fixations=((0.0, -4.0, 2.0),))
+    track, truth = synth_track(spec)
+    small = np.array(track.points, copy=True)
+    for e in range(2):
+        centre = small[:, IRIS_CENTRE[e], None, :2]
+        small[:, list(IRIS_RING[e]), :2] = centre + 0.96 * (small[:, list(IRIS_RING[e]), :2] - centre)
+    for edge_points, close in ((limbus_points(spec, track), True), (None, False)):
+        m = measure_track(dataclasses.replace(track, points=small, limbus=edge_points), truth.times)
+        v = m.frames.valid
+        for got, want in ((m.frames.fissure_height, truth.fissure_height), (m.frames.fissure_width, truth.fissure_width)):
+            ratio = np.median(got[v] / want[v])
+            assert (abs(ratio - 1) < 0.005) if close else (ratio > 1.03), ratio
 
 
 @pytest.fixture(scope="module")
