@@ -44,10 +44,10 @@ POSE_FILTER_HALF_WIDTH = 6
 POSE_FILTER_SIGMA_T = 3.0
 # The jitter that scales the pose filter's value weights is taken as at least this much rotation
 # (degrees) and translation (mm of the template's size): about the least that the dataset's steadiest
-# real videos show (0.04-0.09 on blink_selfie and mead_w015). On cleaner video the mesh's following of
-# a nystagmus beat (on the synthetic clips up to 0.12 deg and 0.05 mm peak to peak, where the jitter
-# is 0.01-0.06) would otherwise pass as head motion: the pendular clip's amplitude read 23-25 % short,
-# 12-17 % with the floor.
+# real videos show (blink_selfie: 0.05-0.08 deg, 0.05-0.09 mm; lp_d0_gaze's roll 0.04 deg). On cleaner
+# video the mesh's following of a nystagmus beat (on the synthetic clips up to 0.12 deg and 0.05 mm
+# peak to peak, where the jitter is 0.01-0.06) would otherwise pass as head motion: the pendular clip's
+# amplitude read 23-25 % short, 12-17 % with the floor.
 POSE_MIN_JITTER_DEG = 0.05
 POSE_MIN_JITTER_MM = 0.05
 # On long videos the neutral face and the landmark jitter come from at most this many frames, spread
@@ -315,9 +315,8 @@ def clear_of_lids(points, lids: np.ndarray, radius: np.ndarray) -> np.ndarray:
 def limbus_scale(limbus, frames: np.ndarray, iris: np.ndarray, lids: np.ndarray, centres: np.ndarray, pose: Pose,
                  mm_per_unit: float) -> float:
     """The factor on the image scale that the limbus edge points of up to LIMBUS_SIZE_FRAMES of the
-    frames, evenly spread, fit best (``limbus_size``); arguments as ``limbus_iris``. 1.0 without points."""
-    if limbus is None:
-        return 1.0
+    frames, evenly spread, fit best (``limbus_size``); arguments as ``limbus_iris`` (limbus not None). 1.0
+    without enough points."""
     rows = np.unique(np.linspace(0, len(frames) - 1, min(len(frames), LIMBUS_SIZE_FRAMES)).round().astype(int))
     eyeballs = geometry.apply_pose(centres if np.ndim(centres) == 2 else centres[rows], pose.scale[rows],
                                    pose.rotation[rows], pose.translation[rows])[..., :2]
