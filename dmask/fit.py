@@ -272,8 +272,8 @@ def iris_on_eyeball(iris: np.ndarray, pose: Pose, centres: np.ndarray, radius: f
     return geometry.sphere_front_point(c_img, (pose.scale * radius)[:, None], iris)
 
 
-def limbus_iris(limbus, frames: np.ndarray, iris: np.ndarray, lids: np.ndarray, centres: np.ndarray, pose: Pose,
-                mm_per_unit: float) -> np.ndarray:
+def limbus_iris(limbus, frames: np.ndarray, iris: np.ndarray, lid_distance: np.ndarray, centres: np.ndarray,
+                pose: Pose, mm_per_unit: float) -> np.ndarray:
     """Iris centres (f, 2, 2) re-fitted to each eye's limbus edge points as the limbus of its eyeball
     (``geometry.limbus_centres``): a circle of the iris's size on the limbus plane, whose image
     narrows along the eye's turn from the camera. The circle the landmark stage fitted to the same
@@ -283,8 +283,8 @@ def limbus_iris(limbus, frames: np.ndarray, iris: np.ndarray, lids: np.ndarray, 
     0.4 px at most). Frames without points, or whose re-fit moves farther than LIMBUS_MAX_MOVE_MM,
     keep the landmark stage's centre.
     limbus : (n, 2, m, 2) image pixels, NaN-padded (Track.limbus), or None; frames : (f,) the rows of
-    limbus; iris : (f, 2, 2) image; lids : (f, 2, k, 2) the lid rings (``clear_of_lids``), image;
-    centres : (2, 3) or (f, 2, 3) eyeballs, head space.
+    limbus; iris : (f, 2, 2) image; lid_distance : (f, 2, m) px, the points' distance to the lids
+    (``lid_distances``); centres : (2, 3) or (f, 2, 3) eyeballs, head space.
     """
     if limbus is None:
         return iris
@@ -293,7 +293,7 @@ def limbus_iris(limbus, frames: np.ndarray, iris: np.ndarray, lids: np.ndarray, 
     out = iris.copy()
     for a in range(0, len(frames), CHUNK_FRAMES):
         b = min(a + CHUNK_FRAMES, len(frames))
-        points = clear_of_lids(limbus[frames[a:b]], lids[a:b], px_per_mm[a:b] * topology.IRIS_DIAMETER_MM / 2)
+        points = clear_of_lids(limbus[frames[a:b]], lid_distance[a:b], px_per_mm[a:b] * topology.IRIS_DIAMETER_MM / 2)
         for e in range(2):
             fitted = geometry.limbus_centres(points[:, e], iris[a:b, e], eyeballs[a:b, e],
                                              px_per_mm[a:b] * topology.LIMBUS_DEPTH_MM,
@@ -304,16 +304,22 @@ def limbus_iris(limbus, frames: np.ndarray, iris: np.ndarray, lids: np.ndarray, 
     return out
 
 
-def clear_of_lids(points, lids: np.ndarray, radius: np.ndarray) -> np.ndarray:
-    """Limbus edge points (f, 2, m, 2), float64, with those within LIMBUS_LID_CLEARANCE iris radii
-    (radius (f,) px) of their eye's lid ring (lids (f, 2, k, 2) image, ``topology.lid_ring``) NaN."""
+def lid_distances(points, lids: np.ndarray) -> np.ndarray:
+    """(f, 2, m) float32 distance (px) of each limbus edge point (f, 2, m, 2, NaN-padded) to its eye's
+    lid ring (lids (f, 2, k, 2) image, ``topology.lid_ring``); NaN where there is no point."""
     points = np.asarray(points, np.float64)
-    near = np.stack([geometry.ring_distance(points[:, e], lids[:, e]) for e in range(2)], axis=1)
-    return np.where((near >= LIMBUS_LID_CLEARANCE * radius[:, None, None])[..., None], points, np.nan)
+    return np.stack([geometry.ring_distance(points[:, e], lids[:, e]) for e in range(2)], axis=1).astype(np.float32)
 
 
-def limbus_scale(limbus, frames: np.ndarray, iris: np.ndarray, lids: np.ndarray, centres: np.ndarray, pose: Pose,
-                 mm_per_unit: float) -> float:
+def clear_of_lids(points, lid_distance: np.ndarray, radius: np.ndarray) -> np.ndarray:
+    """Limbus edge points (f, 2, m, 2), float64, with those nearer than LIMBUS_LID_CLEARANCE iris radii
+    (radius (f,) px) to their eye's lid ring (lid_distance (f, 2, m), ``lid_distances``) NaN."""
+    keep = lid_distance >= LIMBUS_LID_CLEARANCE * radius[:, None, None]
+    return np.where(keep[..., None], np.asarray(points, np.float64), np.nan)
+
+
+def limbus_scale(limbus, frames: np.ndarray, iris: np.ndarray, lid_distance: np.ndarray, centres: np.ndarray,
+                 pose: Pose, mm_per_unit: float) -> float:
     """The factor on the image scale that the limbus edge points of up to LIMBUS_SIZE_FRAMES of the
     frames, evenly spread, fit best (``limbus_size``); arguments as ``limbus_iris`` (limbus not None). 1.0
     without enough points."""
@@ -321,7 +327,7 @@ def limbus_scale(limbus, frames: np.ndarray, iris: np.ndarray, lids: np.ndarray,
     eyeballs = geometry.apply_pose(centres if np.ndim(centres) == 2 else centres[rows], pose.scale[rows],
                                    pose.rotation[rows], pose.translation[rows])[..., :2]
     px_per_mm = pose.scale[rows] / mm_per_unit
-    points = clear_of_lids(limbus[frames[rows]], lids[rows], px_per_mm * topology.IRIS_DIAMETER_MM / 2)
+    points = clear_of_lids(limbus[frames[rows]], lid_distance[rows], px_per_mm * topology.IRIS_DIAMETER_MM / 2)
     return limbus_size(points, iris[rows], eyeballs, px_per_mm)
 
 
@@ -572,8 +578,8 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
         poses.append(fit_pose(pts, reference))
         z.append(_feature_z(to_head(pts, poses[-1]), template))
     neutral = neutral_of(_pose_concat(poses), np.concatenate(z))
-    poses, z, iris_d, canthi, opening, iris, mrd1, rings = [], [], [], [], [], [], [], []
-    for _, pts in chunks():
+    poses, z, iris_d, canthi, opening, iris, mrd1, lid_distance = [], [], [], [], [], [], [], []
+    for a, pts in chunks():
         poses.append(fit_pose(pts, neutral))
         shapes = to_head(pts, poses[-1])
         z.append(_feature_z(shapes, template))
@@ -581,11 +587,14 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
         canthi.append(canthi_mid(shapes))
         opening.append(lid_opening(shapes))
         iris.append(pts[:, list(topology.IRIS_CENTRE), :2])
-        rings.append(np.stack([pts[:, list(topology.lid_ring(e)), :2] for e in range(2)], axis=1))
+        if track.limbus is not None:  # each limbus edge point's distance to its lids, once
+            rings = np.stack([pts[:, list(topology.lid_ring(e)), :2] for e in range(2)], axis=1)
+            lid_distance.append(lid_distances(track.limbus[frames[a : a + len(pts)]], rings))
         mrd1.append(shapes[:, list(topology.MID_UPPER), 1] - shapes[:, list(topology.IRIS_CENTRE), 1])
     pose = _pose_concat(poses)
     neutral = neutral_of(pose, np.concatenate(z))
-    iris_d, canthi, read, mrd1, rings = (np.concatenate(a) for a in (iris_d, canthi, iris, mrd1, rings))
+    iris_d, canthi, read, mrd1 = (np.concatenate(a) for a in (iris_d, canthi, iris, mrd1))
+    lid_distance = np.concatenate(lid_distance) if lid_distance else None
     # The scale comes from the iris, which is seen narrower as the eye turns from the camera: taken
     # from the frames where both eyes face it most (known after a first estimate from all frames);
     # then, where the landmark stage kept limbus edge points, from the size of limbus they fit best
@@ -610,9 +619,9 @@ def fit_track(track: Track, template: Template, primary: bool = True) -> tuple[F
             centres = reflex_centres(centres, iris, reflexes, head, opening >= CLOSED_OPENING, mrd1 * mm_per_unit,
                                      mm_per_unit)
         if step == 1 and track.limbus is not None:
-            mm_per_unit /= limbus_scale(track.limbus, frames, read, rings, centres, head, mm_per_unit)
+            mm_per_unit /= limbus_scale(track.limbus, frames, read, lid_distance, centres, head, mm_per_unit)
         if step:
-            iris = limbus_iris(track.limbus, frames, read, rings, centres, head, mm_per_unit)
+            iris = limbus_iris(track.limbus, frames, read, lid_distance, centres, head, mm_per_unit)
         gaze = fit_gaze(iris, head, centres, topology.LIMBUS_DEPTH_MM / mm_per_unit)
         eyeballs = np.broadcast_to(centres - corner_centres, (len(iris), 2, 3)) * mm_per_unit
         if step == 0 or track.limbus is None:

@@ -366,7 +366,6 @@ HELD_OUT_2_SPECS = {
 }
 
 
-
 # A fourth held-out set, written down (at the commit that added it) before any of it was first measured,
 # after v13-v18 had informed the limbus fit's lid clearance and the pose filter's jitter floor: an
 # esotropia under a one-sided droop with a blink, a horizontal pendular nystagmus on a chin-up rolled
@@ -390,6 +389,7 @@ HELD_OUT_3_SPECS = {
     "v24": SynthSpec(seconds=4.0, head=(6.0, -7.0, -2.0), fixations=((0.0, 0.0, 2.0),), ptosis_mm=(1.4, 0.3),
                      nystagmus=SynthNystagmus(2.0, 2.5, "pendular", "vertical")),
 }
+
 
 def accuracy(truth: SynthTruth, m) -> dict:
     """Errors of a ``measure.Measurement`` of a synthetic video against its truth, per eye [right, left]:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from dmask import geometry, topology
-from dmask.fit import bilateral_filter, clear_of_lids, fill_missing, fit_track, limbus_size, running_median
+from dmask.fit import (bilateral_filter, clear_of_lids, fill_missing, fit_track, lid_distances, limbus_size,
+                       running_median)
 from dmask.swap import head_shape, mask_geometry
 from dmask.template import canthi_mid, load_template
 from dmask.types import Track
@@ -296,7 +297,7 @@ def test_edge_points_near_the_lids_are_left_out_of_the_limbus_fit():
     reach = np.where(near_lid, radius - 0.3, radius)[shown]
     ring = on[shown] / radius * reach[:, None]
     points = iris[:, :, None] + ring[None, None]  # (1, 2, m, 2)
-    clear = clear_of_lids(points, lids, np.full(1, radius))
+    clear = clear_of_lids(points, lid_distances(points, lids), np.full(1, radius))
     assert np.isnan(clear[0, 0, near_lid[shown], 0]).all() and np.isfinite(clear[0, 0, ~near_lid[shown]]).all()
     elevation = np.degrees(np.arctan2(np.abs(ring[:, 1]), np.abs(ring[:, 0])))
     assert elevation[~near_lid[shown]].max() > 80  # the upper arc, far from its lid, is kept

@@ -32,6 +32,11 @@ from dmask import measure_video  # noqa: E402
 from dmask.synth import (ACCURACY_SPECS, HELD_OUT_2_SPECS, HELD_OUT_3_SPECS, HELD_OUT_SPECS, VALIDATION_SPECS,  # noqa: E402
                          accuracy, f1, write_synthetic)
 
+SETS = (("Accuracy clips (synth.ACCURACY_SPECS)", ACCURACY_SPECS),
+        ("Validation clips (synth.VALIDATION_SPECS)", VALIDATION_SPECS),
+        ("Held-out clips (synth.HELD_OUT_SPECS)", HELD_OUT_SPECS),
+        ("Second held-out clips (synth.HELD_OUT_2_SPECS)", HELD_OUT_2_SPECS),
+        ("Third held-out clips (synth.HELD_OUT_3_SPECS)", HELD_OUT_3_SPECS))
 # The bars: (key of synth.accuracy, limit on each eye's |error|).
 BARS = (("gaze_yaw_deg", 2.0), ("gaze_pitch_deg", 2.0), ("deviation_pd", 2.0), ("mrd1_mm", 0.3),
         ("fissure_height_mm", 0.3), ("nystagmus_frequency_hz", 0.2), ("nystagmus_amplitude_rel", 0.25))
@@ -83,11 +88,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.out or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        print("\n".join(table("Accuracy clips (synth.ACCURACY_SPECS)", run(ACCURACY_SPECS, folder))
-                        + table("Validation clips (synth.VALIDATION_SPECS)", run(VALIDATION_SPECS, folder))
-                        + table("Held-out clips (synth.HELD_OUT_SPECS)", run(HELD_OUT_SPECS, folder))
-                        + table("Second held-out clips (synth.HELD_OUT_2_SPECS)", run(HELD_OUT_2_SPECS, folder))
-                        + table("Third held-out clips (synth.HELD_OUT_3_SPECS)", run(HELD_OUT_3_SPECS, folder))))
+        for title, specs in SETS:
+            print("\n".join(table(title, run(specs, folder))))
     return 0
 
 
